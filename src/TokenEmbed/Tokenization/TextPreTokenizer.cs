@@ -1,0 +1,38 @@
+namespace TokenEmbed.Tokenization;
+
+/// <summary>
+/// A Hugging Face pre-tokenizer: splits a normalized piece of text into the words the model tokenizes
+/// separately. Words are slices of the input where possible; a pre-tokenizer that rewrites text
+/// (byte-level, metaspace) may return slices of new strings.
+/// </summary>
+internal abstract class TextPreTokenizer
+{
+    /// <summary>Appends the words of <paramref name="text"/> (never empty ones) to <paramref name="words"/>.</summary>
+    public abstract void PreTokenize(ReadOnlyMemory<char> text, List<ReadOnlyMemory<char>> words);
+
+    /// <summary>
+    /// Builds the pre-tokenizer a <c>tokenizer.json</c> <c>pre_tokenizer</c> object describes (null for none);
+    /// an unsupported type throws <see cref="ModelLoadException"/>.
+    /// </summary>
+    public static TextPreTokenizer? FromJson(JsonComponent? json)
+    {
+        if (json is null) return null;
+        switch (json.Type)
+        {
+            case "BertPreTokenizer":
+                return new BertPreTokenizer();
+            case "WhitespaceSplit":
+                return new WhitespaceSplitPreTokenizer();
+            case "Sequence":
+                var parts = new List<TextPreTokenizer>();
+                foreach (var item in json.GetComponents("pretokenizers"))
+                {
+                    var p = FromJson(item);
+                    if (p is not null) parts.Add(p);
+                }
+                return new SequencePreTokenizer(parts);
+            default:
+                throw json.Unsupported("pre-tokenizer");
+        }
+    }
+}

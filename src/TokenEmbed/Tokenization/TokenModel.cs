@@ -1,0 +1,42 @@
+namespace TokenEmbed.Tokenization;
+
+/// <summary>A Hugging Face tokenization model (WordPiece, BPE, Unigram, …): maps one pre-tokenized word to ids.</summary>
+internal abstract class TokenModel
+{
+    /// <summary>Appends the ids of <paramref name="word"/> (never empty) to <paramref name="ids"/>.</summary>
+    public abstract void Tokenize(ReadOnlySpan<char> word, List<int> ids);
+
+    /// <summary>
+    /// Appends the ids of each of <paramref name="words"/> (pre-tokenized pieces of <paramref name="text"/>, in order)
+    /// to <paramref name="ids"/>. Models may override this to tokenize all the words in one call.
+    /// </summary>
+    public virtual void TokenizeWords(ReadOnlyMemory<char> text, List<ReadOnlyMemory<char>> words, List<int> ids)
+    {
+        foreach (var word in words)
+        {
+            if (!word.IsEmpty) Tokenize(word.Span, ids);
+        }
+    }
+
+    /// <summary>The id of a vocabulary entry, or null.</summary>
+    public abstract int? TokenToId(string token);
+
+    /// <summary>The vocabulary entry of an id, or null.</summary>
+    public abstract string? IdToToken(int id);
+
+    /// <summary>The number of vocabulary entries (Hugging Face <c>get_vocab_size</c>).</summary>
+    public abstract int Count { get; }
+
+    /// <summary>The largest id in the vocabulary, or -1 when it is empty.</summary>
+    public abstract int MaxId { get; }
+
+    /// <summary>
+    /// Builds the model a <c>tokenizer.json</c> <c>model</c> object describes; an unsupported type throws
+    /// <see cref="ModelLoadException"/>.
+    /// </summary>
+    public static TokenModel FromJson(JsonComponent json) => json.Type switch
+    {
+        "WordPiece" => WordPieceModel.FromWordPieceJson(json),
+        _ => throw json.Unsupported("model"),
+    };
+}

@@ -1,0 +1,33 @@
+using System.Text.Json;
+using TokenEmbed.Tests.Support;
+
+namespace TokenEmbed.Tests.Tokenization;
+
+/// <summary>One case of a fixture's goldens.json (Hugging Face tokenizers' output).</summary>
+internal sealed record GoldenCase(string Fixture, string Name, string Text, int[] Ids, int[] IdsNoSpecial)
+{
+    /// <summary>The tokenizer fixtures whose goldens the WordPiece tokenizer must reproduce.</summary>
+    public static readonly string[] WordPieceFixtures = ["bert-base-uncased", "answerai-colbert-small-v1"];
+
+    /// <summary>The fixture folder, e.g. Fixtures/tokenizers/bert-base-uncased.</summary>
+    public static string Folder(string fixture) => TestPaths.Fixture("tokenizers", fixture);
+
+    /// <summary>Reads the cases of a fixture's goldens.json.</summary>
+    public static IReadOnlyList<GoldenCase> Load(string fixture)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(Folder(fixture), "goldens.json")));
+        var cases = new List<GoldenCase>();
+        foreach (var c in doc.RootElement.GetProperty("cases").EnumerateArray())
+        {
+            cases.Add(new GoldenCase(
+                fixture,
+                c.GetProperty("name").GetString()!,
+                c.GetProperty("text").GetString()!,
+                c.GetProperty("ids").EnumerateArray().Select(x => x.GetInt32()).ToArray(),
+                c.GetProperty("ids_no_special").EnumerateArray().Select(x => x.GetInt32()).ToArray()));
+        }
+        return cases;
+    }
+
+    public override string ToString() => $"{Fixture}/{Name}";
+}
