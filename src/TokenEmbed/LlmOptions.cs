@@ -1,0 +1,36 @@
+namespace TokenEmbed;
+
+/// <summary>How an <see cref="Llm"/> loads and runs its model.</summary>
+public sealed class LlmOptions
+{
+    /// <summary>
+    /// <c>"auto"</c> (CUDA when available, else CPU), <c>"cpu"</c>, <c>"cuda"</c> or <c>"cuda:N"</c>. Default <c>"auto"</c>.
+    /// </summary>
+    public string Device { get; init; } = "auto";
+
+    /// <summary>
+    /// <c>"auto"</c>, <c>"float32"</c>, <c>"float16"</c> or <c>"bfloat16"</c>. <c>"auto"</c> is float32 on CPU and,
+    /// on CUDA, the checkpoint's dtype when it is half precision, else float16 (vLLM's rule). Projection heads,
+    /// pooling and normalization always run in float32.
+    /// </summary>
+    public string DType { get; init; } = "auto";
+
+    /// <summary>
+    /// A PyTorch installation's <c>torch/lib</c> folder to take libtorch (CPU or CUDA) from instead of the app's
+    /// libtorch package; the <c>TOKENEMBED_TORCH_LIB</c> environment variable does the same. Applies to the first
+    /// <see cref="Llm"/> of the process (the native runtime is loaded once).
+    /// </summary>
+    public string? TorchLibraryPath { get; init; }
+
+    /// <summary>Overrides the maximum prompt length in tokens (vLLM's <c>max_model_len</c>); never above the model's position limit.</summary>
+    public int? MaxModelLength { get; init; }
+
+    /// <summary>The most tokens (padding included) one forward batch may hold. Default 16384.</summary>
+    public int MaxBatchTokens { get; init; } = 16384;
+
+    /// <summary>The most prompts one forward batch may hold. Default 256.</summary>
+    public int MaxBatchSize { get; init; } = 256;
+
+    /// <summary>Intra-op CPU threads for libtorch (process-wide); <see langword="null"/> leaves libtorch's default.</summary>
+    public int? NumThreads { get; init; }
+}

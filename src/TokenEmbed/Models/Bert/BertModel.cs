@@ -1,0 +1,223 @@
+using TokenEmbed.Loading;
+using TokenEmbed.Models.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TokenEmbed.Models.Bert;
+
+// Port of transformers 5.17 models/bert/modeling_bert.py (BertModel without the pooler: pooling is ours).
+// Field names are the state-dict names, so loading is a strict 1:1 mapping.
+
+/// <summary><c>BertEmbeddings</c>: word + absolute position + token type embeddings, then LayerNorm.</summary>
+internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly Embedding word_embeddings;
+    private readonly Embedding position_embeddings;
+    private readonly Embedding token_type_embeddings;
+    private readonly LayerNorm LayerNorm;
+
+    public BertEmbeddings(BertConfig c) : base("embeddings")
+    {
+        word_embeddings = nn.Embedding(c.VocabSize, c.HiddenSize);
+        position_embeddings = nn.Embedding(c.MaxPositionEmbeddings, c.HiddenSize);
+        token_type_embeddings = nn.Embedding(c.TypeVocabSize, c.HiddenSize);
+        LayerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds)
+    {
+        var t = inputIds.shape[1];
+        using var positions = arange(t, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+        using var words = word_embeddings.forward(inputIds);
+        using var pos = position_embeddings.forward(positions);
+        using var tt = tokenTypeIds is null
+            ? token_type_embeddings.weight![0].view(1, 1, -1).alias()
+            : token_type_embeddings.forward(tokenTypeIds);
+        using var sum = words + tt;
+        using var sum2 = sum.add_(pos);
+        return LayerNorm.forward(sum2);
+    }
+}
+
+/// <summary><c>BertSelfAttention</c>: query/key/value projections and multi-head attention.</summary>
+internal sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly Linear query;
+    private readonly Linear key;
+    private readonly Linear value;
+    private readonly int _heads;
+    private readonly int _headDim;
+
+    public BertSelfAttention(BertConfig c) : base("self")
+    {
+        _heads = c.NumAttentionHeads;
+        _headDim = c.HiddenSize / c.NumAttentionHeads;
+        query = nn.Linear(c.HiddenSize, c.HiddenSize);
+        key = nn.Linear(c.HiddenSize, c.HiddenSize);
+        value = nn.Linear(c.HiddenSize, c.HiddenSize);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor h, Tensor? mask)
+    {
+        using var q0 = query.forward(h);
+        using var k0 = key.forward(h);
+        using var v0 = value.forward(h);
+        using var q = Attention.SplitHeads(q0, _heads, _headDim);
+        using var k = Attention.SplitHeads(k0, _heads, _headDim);
+        using var v = Attention.SplitHeads(v0, _heads, _headDim);
+        using var ctx = Attention.ScaledDotProduct(q, k, v, mask);
+        return Attention.MergeHeads(ctx);
+    }
+}
+
+/// <summary>A dense projection, residual add and LayerNorm (<c>BertSelfOutput</c> and <c>BertOutput</c>).</summary>
+internal sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly Linear dense;
+    private readonly LayerNorm LayerNorm;
+
+    public BertResidualOutput(int inFeatures, BertConfig c) : base("output")
+    {
+        dense = nn.Linear(inFeatures, c.HiddenSize);
+        LayerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, Tensor residual)
+    {
+        using var y = dense.forward(x);
+        using var s = y.add_(residual);
+        return LayerNorm.forward(s);
+    }
+}
+
+/// <summary><c>BertAttention</c>: self-attention then its output block.</summary>
+internal sealed class BertAttention : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly BertSelfAttention self;
+    private readonly BertResidualOutput output;
+
+    public BertAttention(BertConfig c) : base("attention")
+    {
+        self = new BertSelfAttention(c);
+        output = new BertResidualOutput(c.HiddenSize, c);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor h, Tensor? mask)
+    {
+        using var ctx = self.forward(h, mask);
+        return output.forward(ctx, h);
+    }
+}
+
+/// <summary><c>BertIntermediate</c>: dense then activation.</summary>
+internal sealed class BertIntermediate : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear dense;
+    private readonly Func<Tensor, Tensor> _act;
+
+    public BertIntermediate(BertConfig c) : base("intermediate")
+    {
+        dense = nn.Linear(c.HiddenSize, c.IntermediateSize);
+        _act = Activations.Get(c.HiddenAct);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor h)
+    {
+        using var y = dense.forward(h);
+        return _act(y);
+    }
+}
+
+/// <summary><c>BertLayer</c> (post-LN).</summary>
+internal sealed class BertLayer : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly BertAttention attention;
+    private readonly BertIntermediate intermediate;
+    private readonly BertResidualOutput output;
+
+    public BertLayer(BertConfig c) : base("layer")
+    {
+        attention = new BertAttention(c);
+        intermediate = new BertIntermediate(c);
+        output = new BertResidualOutput(c.IntermediateSize, c);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor h, Tensor? mask)
+    {
+        using var a = attention.forward(h, mask);
+        using var i = intermediate.forward(a);
+        return output.forward(i, a);
+    }
+}
+
+/// <summary><c>BertEncoder</c>: the layer stack.</summary>
+internal sealed class BertEncoder : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly ModuleList<BertLayer> layer;
+
+    public BertEncoder(BertConfig c) : base("encoder")
+    {
+        layer = nn.ModuleList(Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new BertLayer(c)).ToArray());
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor h, Tensor? mask)
+    {
+        var x = h.alias();
+        foreach (var l in layer)
+        {
+            var next = l.forward(x, mask);
+            x.Dispose();
+            x = next;
+        }
+        return x;
+    }
+}
+
+/// <summary><c>BertModel</c> as a backbone: embeddings and encoder (the pooler's weights are ignored).</summary>
+internal sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>, IBackbone
+{
+    private readonly BertEmbeddings embeddings;
+    private readonly BertEncoder encoder;
+    private readonly BertConfig _config;
+
+    public BertModel(BertConfig config) : base("BertModel")
+    {
+        _config = config;
+        embeddings = new BertEmbeddings(config);
+        encoder = new BertEncoder(config);
+        RegisterComponents();
+        eval();
+    }
+
+    public int HiddenSize => _config.HiddenSize;
+    public int VocabSize => _config.VocabSize;
+    public int? MaxPositions => _config.MaxPositionEmbeddings;
+    public bool IsCausal => false;
+
+    /// <summary>Weights that BERT checkpoints carry and a pooling model does not use.</summary>
+    public static bool IsIgnorable(string nameWithoutPrefix) =>
+        nameWithoutPrefix.StartsWith("pooler.", StringComparison.Ordinal)
+        || nameWithoutPrefix == "embeddings.position_ids";
+
+    public void LoadWeights(WeightSet weights, string prefix, ISet<string> consumed) => WeightLoader.Load(this, weights, prefix, consumed);
+
+    public void To(Device device, ScalarType dtype) => this.to(device, dtype);
+
+    public Tensor Forward(Tensor inputIds, Tensor attentionMask) => forward(inputIds, attentionMask, null);
+
+    /// <summary>The full forward with explicit token type ids (the engine passes none: all zero, as vLLM and HF do).</summary>
+    public override Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor? tokenTypeIds)
+    {
+        using var h = embeddings.forward(inputIds, tokenTypeIds);
+        using var mask = Attention.KeyPaddingMask(attentionMask, h.dtype);
+        return encoder.forward(h, mask);
+    }
+}

@@ -1,0 +1,141 @@
+using TokenEmbed.Loading;
+using TokenEmbed.Models.Layers;
+using static TorchSharp.torch;
+
+namespace TokenEmbed.Models.Heads;
+
+/// <summary>One linear layer of a projection head: y = act(x·Wᵀ + b), in float32.</summary>
+internal sealed class DenseLayer : IDisposable
+{
+    public DenseLayer(Tensor weight, Tensor? bias, string activation)
+    {
+        Weight = weight;
+        Bias = bias;
+        ActivationName = activation;
+        Activation = Activations.Get(activation);
+    }
+
+    public Tensor Weight { get; private set; }
+    public Tensor? Bias { get; private set; }
+    public string ActivationName { get; }
+    public Func<Tensor, Tensor> Activation { get; }
+    public int OutFeatures => (int)Weight.shape[0];
+    public int InFeatures => (int)Weight.shape[1];
+
+    public void To(Device device)
+    {
+        var w = Weight.to(device);
+        Weight.Dispose();
+        Weight = w;
+        if (Bias is not null)
+        {
+            var b = Bias.to(device);
+            Bias.Dispose();
+            Bias = b;
+        }
+    }
+
+    public Tensor Forward(Tensor x)
+    {
+        using var y = nn.functional.linear(x, Weight, Bias);
+        return ActivationName == "identity" ? y.alias() : Activation(y);
+    }
+
+    public void Dispose()
+    {
+        Weight.Dispose();
+        Bias?.Dispose();
+    }
+}
+
+/// <summary>
+/// The token projection of a ColBERT-style model: the colbert-ai <c>linear</c> (no bias) or a chain of
+/// sentence-transformers / PyLate <c>Dense</c> modules. Runs in float32, as vLLM's projector does.
+/// </summary>
+internal sealed class ProjectionHead : IDisposable
+{
+    private readonly List<DenseLayer> _layers;
+
+    private ProjectionHead(List<DenseLayer> layers) => _layers = layers;
+
+    /// <summary>The output size.</summary>
+    public int OutFeatures => _layers[^1].OutFeatures;
+
+    /// <summary>The layers in order.</summary>
+    public IReadOnlyList<DenseLayer> Layers => _layers;
+
+    /// <summary>The colbert-ai head: <c>linear.weight</c> [dim, hidden], no bias.</summary>
+    public static ProjectionHead ColBertLinear(WeightSet weights, string key, int hidden, ISet<string> consumed)
+    {
+        if (!weights.Contains(key))
+            throw new ModelLoadException($"Weight '{key}' (the ColBERT projection, [dim, {hidden}]) is missing from the checkpoint.", tensorName: key);
+        var info = weights.Get(key);
+        if (info.Shape.Length != 2 || info.Shape[1] != hidden || info.Shape[0] <= 0)
+            throw new ModelLoadException(
+                $"Weight '{key}' in '{info.FilePath}' has shape [{string.Join(", ", info.Shape)}]; the ColBERT projection must be [dim, {hidden}].",
+                info.FilePath, key);
+        var w = WeightLoader.ReadFloat32(weights, key, info.Shape, consumed);
+        var biasKey = key[..^"weight".Length] + "bias";
+        if (weights.Contains(biasKey))
+            throw new ModelLoadException($"Weight '{biasKey}' is unexpected: the colbert-ai projection has no bias.", weights.Get(biasKey).FilePath, biasKey);
+        return new ProjectionHead([new DenseLayer(w, null, "identity")]);
+    }
+
+    /// <summary>The Dense modules of a sentence-transformers / PyLate folder, checked against their configs and the hidden size.</summary>
+    public static ProjectionHead FromDenseModules(IReadOnlyList<DenseModuleSpec> specs, WeightSet weights, int hidden, ISet<string> consumed)
+    {
+        var layers = new List<DenseLayer>();
+        var inFeatures = hidden;
+        foreach (var spec in specs)
+        {
+            if (spec.InFeatures != inFeatures)
+                throw new ModelLoadException(
+                    $"'{spec.Folder}/config.json': in_features is {spec.InFeatures}, but the preceding layer gives {inFeatures}.", spec.WeightsPath);
+            var prefix = spec.Folder + "/";
+            weights.AddFile(spec.WeightsPath, prefix);
+            var weightKey = new[] { "linear.weight", "weight", "dense.weight" }.Select(k => prefix + k).FirstOrDefault(weights.Contains)
+                ?? throw new ModelLoadException($"'{spec.WeightsPath}' has no 'linear.weight' (nor 'weight' / 'dense.weight').", spec.WeightsPath, prefix + "linear.weight");
+            var w = WeightLoader.ReadFloat32(weights, weightKey, [spec.OutFeatures, spec.InFeatures], consumed);
+            Tensor? b = null;
+            var biasKey = weightKey[..^"weight".Length] + "bias";
+            if (spec.Bias)
+            {
+                if (!weights.Contains(biasKey))
+                    throw new ModelLoadException($"'{spec.WeightsPath}': the config says bias=true but '{biasKey[prefix.Length..]}' is missing.", spec.WeightsPath, biasKey);
+                b = WeightLoader.ReadFloat32(weights, biasKey, [spec.OutFeatures], consumed);
+            }
+            else if (weights.Contains(biasKey))
+            {
+                throw new ModelLoadException($"'{spec.WeightsPath}': the config says bias=false but the file has '{biasKey[prefix.Length..]}'.", spec.WeightsPath, biasKey);
+            }
+            layers.Add(new DenseLayer(w, b, spec.Activation));
+            inFeatures = spec.OutFeatures;
+        }
+        return new ProjectionHead(layers);
+    }
+
+    /// <summary>Moves the weights to <paramref name="device"/> (they stay float32).</summary>
+    public void To(Device device)
+    {
+        foreach (var l in _layers) l.To(device);
+    }
+
+    /// <summary>Applies the chain to float32 vectors [..., hidden].</summary>
+    public Tensor Forward(Tensor x)
+    {
+        var h = x.alias();
+        foreach (var l in _layers)
+        {
+            var next = l.Forward(h);
+            h.Dispose();
+            h = next;
+        }
+        return h;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var l in _layers) l.Dispose();
+    }
+}

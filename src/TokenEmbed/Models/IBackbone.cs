@@ -1,0 +1,29 @@
+using TokenEmbed.Loading;
+using static TorchSharp.torch;
+
+namespace TokenEmbed.Models;
+
+/// <summary>A transformer body that maps token ids to last hidden states.</summary>
+internal interface IBackbone : IDisposable
+{
+    /// <summary>Hidden size of the returned states.</summary>
+    int HiddenSize { get; }
+
+    /// <summary>The number of token ids the embedding table holds.</summary>
+    int VocabSize { get; }
+
+    /// <summary>The most tokens one sequence may have (position table limit), or null when unbounded.</summary>
+    int? MaxPositions { get; }
+
+    /// <summary>Whether attention is causal (decoders: the default pooling is LAST, padding must not shift positions).</summary>
+    bool IsCausal { get; }
+
+    /// <summary>Loads every parameter from <paramref name="weights"/> under <paramref name="prefix"/>, strictly.</summary>
+    void LoadWeights(WeightSet weights, string prefix, ISet<string> consumed);
+
+    /// <summary>Moves parameters to a device and dtype.</summary>
+    void To(Device device, ScalarType dtype);
+
+    /// <summary>Last hidden states [B, T, H] for right-padded ids [B, T] (int64) and mask [B, T] (int64, 1 = token).</summary>
+    Tensor Forward(Tensor inputIds, Tensor attentionMask);
+}

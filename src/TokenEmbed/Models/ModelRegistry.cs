@@ -1,0 +1,75 @@
+using TokenEmbed.Loading;
+using TokenEmbed.Models.Bert;
+
+namespace TokenEmbed.Models;
+
+/// <summary>A backbone family, keyed by config.json's <c>model_type</c>.</summary>
+/// <param name="ModelType">config.json <c>model_type</c>.</param>
+/// <param name="Create">Builds the backbone from config.json.</param>
+/// <param name="Prefixes">Weight-name prefixes checkpoints use, tried in order (e.g. "" then "bert.").</param>
+/// <param name="ProbeWeight">A weight every checkpoint of the family has, used to pick the prefix.</param>
+/// <param name="IsIgnorable">Weights (name after the prefix) a checkpoint may carry that a pooling model does not use.</param>
+internal sealed record BackboneFamily(string ModelType, Func<HfConfig, IBackbone> Create, string[] Prefixes, string ProbeWeight, Func<string, bool> IsIgnorable);
+
+/// <summary>The head an architecture carries on top of its backbone.</summary>
+internal enum HeadKind
+{
+    /// <summary>No head of its own (a sentence-transformers Dense chain may still apply).</summary>
+    None,
+    /// <summary>colbert-ai's <c>linear.weight</c> [dim, hidden], no bias.</summary>
+    ColBertLinear,
+}
+
+/// <summary>A registry entry: what an <c>architectures</c> name in config.json means.</summary>
+/// <param name="Architecture">The name in config.json.</param>
+/// <param name="ModelType">The backbone family, or null to take config.json's <c>model_type</c> (HF_ColBERT).</param>
+/// <param name="Head">The architecture's own head.</param>
+/// <param name="DroppedPrefixes">Whole-checkpoint weight prefixes dropped for pooling (MLM heads, <c>lm_head.</c>).</param>
+internal sealed record ArchitectureEntry(string Architecture, string? ModelType, HeadKind Head, string[] DroppedPrefixes);
+
+/// <summary>Architecture name → how to build the pooling model. Adding an architecture is one entry.</summary>
+internal static class ModelRegistry
+{
+    private static readonly Dictionary<string, BackboneFamily> Families = new(StringComparer.Ordinal)
+    {
+        ["bert"] = new("bert", c => new BertModel(BertConfig.From(c)), ["", "bert."], "embeddings.word_embeddings.weight", BertModel.IsIgnorable),
+    };
+
+    private static readonly Dictionary<string, ArchitectureEntry> Entries = new[]
+    {
+        new ArchitectureEntry("BertModel", "bert", HeadKind.None, []),
+        new ArchitectureEntry("BertForMaskedLM", "bert", HeadKind.None, ["cls."]),
+        new ArchitectureEntry("BertForPreTraining", "bert", HeadKind.None, ["cls."]),
+        new ArchitectureEntry("HF_ColBERT", null, HeadKind.ColBertLinear, []),
+    }.ToDictionary(e => e.Architecture, StringComparer.Ordinal);
+
+    /// <summary>The supported architecture names.</summary>
+    public static IReadOnlyCollection<string> SupportedArchitectures => Entries.Keys;
+
+    /// <summary>The entry and backbone family for a config.json; unknown names fail with the supported list.</summary>
+    public static (ArchitectureEntry Entry, BackboneFamily Family) Resolve(HfConfig config)
+    {
+        var archs = config.Architectures;
+        if (archs.Count == 0)
+        {
+            // No architectures field: fall back to the plain backbone of model_type, as transformers' AutoModel does.
+            if (config.ModelType is { } mt && Families.TryGetValue(mt, out var fam))
+                return (new ArchitectureEntry(mt, mt, HeadKind.None, []), fam);
+            throw new ModelLoadException($"'{config.FilePath}' names no architectures and model_type '{config.ModelType}' is not supported. " +
+                                         $"Supported model types: {string.Join(", ", Families.Keys)}.", config.FilePath);
+        }
+        foreach (var a in archs)
+        {
+            if (!Entries.TryGetValue(a, out var entry)) continue;
+            var modelType = entry.ModelType ?? config.ModelType
+                ?? throw new ModelLoadException($"'{config.FilePath}': architecture '{a}' takes its backbone from model_type, which is missing.", config.FilePath);
+            if (!Families.TryGetValue(modelType, out var family))
+                throw new ModelLoadException($"'{config.FilePath}': architecture '{a}' over model_type '{modelType}' is not supported. " +
+                                             $"Supported model types: {string.Join(", ", Families.Keys)}.", config.FilePath);
+            return (entry, family);
+        }
+        throw new ModelLoadException(
+            $"'{config.FilePath}': architecture {string.Join(", ", archs.Select(x => $"'{x}'"))} is not supported. " +
+            $"Supported architectures: {string.Join(", ", Entries.Keys.Order(StringComparer.Ordinal))}.", config.FilePath);
+    }
+}

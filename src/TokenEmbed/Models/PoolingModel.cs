@@ -1,0 +1,133 @@
+using TokenEmbed.Loading;
+using TokenEmbed.Models.Heads;
+using TokenEmbed.Runtime;
+using TokenEmbed.Tokenization;
+using static TorchSharp.torch;
+
+namespace TokenEmbed.Models;
+
+/// <summary>
+/// A loaded pooling model: backbone on its device, optional float32 projection head, pooling defaults,
+/// maximum length and tokenizer. Built from a model folder through <see cref="ModelRegistry"/>.
+/// </summary>
+internal sealed class PoolingModel : IDisposable
+{
+    private PoolingModel(IBackbone backbone, ProjectionHead? head, bool headAfterPooling, PoolingMode embedPooling,
+        bool isMultiVector, int maxModelLength, int vocabSize, Device device, ScalarType dtype, TextTokenizer? tokenizer, string architecture)
+    {
+        Backbone = backbone;
+        Head = head;
+        HeadAfterPooling = headAfterPooling;
+        EmbedPooling = embedPooling;
+        IsMultiVector = isMultiVector;
+        MaxModelLength = maxModelLength;
+        VocabSize = vocabSize;
+        Device = device;
+        DType = dtype;
+        Tokenizer = tokenizer;
+        Architecture = architecture;
+    }
+
+    public IBackbone Backbone { get; }
+    public ProjectionHead? Head { get; }
+
+    /// <summary>True when a sentence-transformers Pooling module precedes the Dense modules (Embed projects the pooled vector).</summary>
+    public bool HeadAfterPooling { get; }
+
+    public PoolingMode EmbedPooling { get; }
+
+    /// <summary>Whether the model is a late-interaction model (Score = MaxSim) rather than a single-vector one (Score = cosine).</summary>
+    public bool IsMultiVector { get; }
+
+    public int MaxModelLength { get; }
+    public int VocabSize { get; }
+    public Device Device { get; }
+    public ScalarType DType { get; }
+    public TextTokenizer? Tokenizer { get; }
+    public string Architecture { get; }
+
+    /// <summary>The size of TokenEmbed / Embed vectors before any Matryoshka cut.</summary>
+    public int OutputDimension => Head?.OutFeatures ?? Backbone.HiddenSize;
+
+    /// <summary>Loads <paramref name="folder"/>; every problem is a <see cref="ModelLoadException"/> naming the file, tensor or field.</summary>
+    public static PoolingModel Load(string folder, LlmOptions options)
+    {
+        if (!Directory.Exists(folder))
+            throw new ModelLoadException($"Model folder '{folder}' does not exist (downloading from a hub is not supported yet: pass a local folder).", folder);
+        var config = HfConfig.Load(Path.Combine(folder, "config.json"));
+        var (entry, family) = ModelRegistry.Resolve(config);
+        var layout = SentenceTransformersLayout.Load(folder);
+
+        var device = DeviceSelection.ResolveDevice(options.Device);
+        var dtype = DeviceSelection.ResolveDType(options.DType, device, config.GetString("dtype", null) ?? config.GetString("torch_dtype", null));
+
+        using var weights = WeightSet.OpenCheckpoint(folder);
+        var prefix = family.Prefixes.FirstOrDefault(p => weights.Contains(p + family.ProbeWeight))
+            ?? throw new ModelLoadException(
+                $"The checkpoint in '{folder}' has no '{family.ProbeWeight}' (tried prefixes {string.Join(", ", family.Prefixes.Select(p => $"'{p}'"))}): " +
+                $"it does not hold a {family.ModelType} model.", folder, family.ProbeWeight);
+
+        var consumed = new HashSet<string>(StringComparer.Ordinal);
+        IBackbone? backbone = null;
+        ProjectionHead? head = null;
+        try
+        {
+            backbone = family.Create(config);
+            backbone.LoadWeights(weights, prefix, consumed);
+
+            if (entry.Head == HeadKind.ColBertLinear)
+            {
+                if (layout?.Dense.Count > 0)
+                    throw new ModelLoadException($"'{folder}' has both a colbert-ai 'linear' head and sentence-transformers Dense modules; only one head is supported.", folder);
+                head = ProjectionHead.ColBertLinear(weights, "linear.weight", backbone.HiddenSize, consumed);
+            }
+            else if (layout?.Dense.Count > 0)
+            {
+                head = ProjectionHead.FromDenseModules(layout.Dense, weights, backbone.HiddenSize, consumed);
+            }
+
+            var unexpected = weights.Names
+                .Where(n => !consumed.Contains(n))
+                .Where(n => !(n.StartsWith(prefix, StringComparison.Ordinal) && family.IsIgnorable(n[prefix.Length..])))
+                .Where(n => !entry.DroppedPrefixes.Any(d => n.StartsWith(d, StringComparison.Ordinal)))
+                .Order(StringComparer.Ordinal).ToList();
+            if (unexpected.Count > 0)
+                throw new ModelLoadException(
+                    $"The checkpoint in '{folder}' has {unexpected.Count} unexpected weight(s) for {entry.Architecture}: " +
+                    string.Join(", ", unexpected.Take(10).Select(n => $"'{n}'")) + (unexpected.Count > 10 ? ", …" : "") + ".",
+                    weights.Get(unexpected[0]).FilePath, unexpected[0]);
+
+            backbone.To(device, dtype);
+            head?.To(device);
+
+            var maxLen = backbone.MaxPositions ?? int.MaxValue;
+            if (layout?.MaxSeqLength is { } st) maxLen = Math.Min(maxLen, st);
+            if (options.MaxModelLength is { } user)
+            {
+                if (user <= 0 || (backbone.MaxPositions is { } mp && user > mp))
+                    throw new ArgumentOutOfRangeException(nameof(options), user,
+                        $"LlmOptions.MaxModelLength must be between 1 and the model's position limit ({backbone.MaxPositions}).");
+                maxLen = user;
+            }
+
+            var tokenizer = TokenizerLoader.FromFolder(folder);
+            var isMultiVector = head != null && (entry.Head == HeadKind.ColBertLinear || layout?.Pooling == null);
+            var embedPooling = layout?.Pooling ?? (backbone.IsCausal ? PoolingMode.LastToken : PoolingMode.Cls);
+            return new PoolingModel(backbone, head, layout?.PoolingBeforeDense == true, embedPooling, isMultiVector, maxLen,
+                backbone.VocabSize, device, dtype, tokenizer, entry.Architecture);
+        }
+        catch
+        {
+            backbone?.Dispose();
+            head?.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Backbone.Dispose();
+        Head?.Dispose();
+    }
+}

@@ -1,0 +1,126 @@
+using NUnit.Framework;
+using TokenEmbed.Tests.Support;
+
+namespace TokenEmbed.Tests.Loading;
+
+/// <summary>Loading is strict: every broken checkpoint fails in the constructor with a typed error naming the problem.</summary>
+public sealed class StrictLoadingTests
+{
+    private static string Golden => TestPaths.Fixture("goldens", "bert");
+
+    private static TempFolder FolderWith(Action<Dictionary<string, (long[] Shape, float[] Data)>> edit, string architecture = "BertModel")
+    {
+        var tensors = Checkpoints.ReadAll(Golden);
+        edit(tensors);
+        var folder = new TempFolder();
+        Checkpoints.WriteConfig(Golden, folder.Path, architecture);
+        SafeTensorsWriter.WriteF32(folder.File("model.safetensors"), tensors);
+        return folder;
+    }
+
+    private static ModelLoadException LoadFails(string path) =>
+        Assert.Throws<ModelLoadException>(() => new Llm(path, new LlmOptions { Device = "cpu" }).Dispose())!;
+
+    [Test]
+    public void TheGoldenCheckpointLoadsWithItsUnusedPooler()
+    {
+        using var llm = new Llm(Golden, new LlmOptions { Device = "cpu" });
+        Assert.That(llm.Architecture, Is.EqualTo("BertModel"));
+        Assert.That(llm.Dimension, Is.EqualTo(64));
+    }
+
+    [Test]
+    public void MissingWeightIsNamed()
+    {
+        const string name = "encoder.layer.1.output.dense.bias";
+        using var f = FolderWith(t => t.Remove(name));
+        var e = LoadFails(f.Path);
+        Assert.That(e.TensorName, Is.EqualTo(name));
+        Assert.That(e.Message, Does.Contain(name).And.Contain("missing"));
+    }
+
+    [Test]
+    public void UnexpectedWeightIsNamed()
+    {
+        const string name = "encoder.layer.2.output.dense.bias";
+        using var f = FolderWith(t => t[name] = ([64], new float[64]));
+        var e = LoadFails(f.Path);
+        Assert.That(e.TensorName, Is.EqualTo(name));
+        Assert.That(e.Message, Does.Contain(name).And.Contain("unexpected"));
+    }
+
+    [Test]
+    public void MisShapedWeightIsNamedWithBothShapes()
+    {
+        const string name = "embeddings.word_embeddings.weight";
+        using var f = FolderWith(t => t[name] = ([999, 64], new float[999 * 64]));
+        var e = LoadFails(f.Path);
+        Assert.That(e.TensorName, Is.EqualTo(name));
+        Assert.That(e.Message, Does.Contain("[999, 64]").And.Contain("[1000, 64]"));
+    }
+
+    [Test]
+    public void ColBertWithoutProjectionFails()
+    {
+        using var f = FolderWith(_ => { }, "HF_ColBERT");
+        var e = LoadFails(f.Path);
+        Assert.That(e.TensorName, Is.EqualTo("linear.weight"));
+    }
+
+    [Test]
+    public void ColBertProjectionOfTheWrongWidthFails()
+    {
+        using var f = FolderWith(t => t["linear.weight"] = ([8, 63], new float[8 * 63]), "HF_ColBERT");
+        var e = LoadFails(f.Path);
+        Assert.That(e.Message, Does.Contain("linear.weight").And.Contain("[8, 63]"));
+    }
+
+    [Test]
+    public void TruncatedWeightFileFailsInTheConstructor()
+    {
+        using var f = new TempFolder().CopyFrom(Golden, "config.json");
+        var bytes = File.ReadAllBytes(Path.Combine(Golden, "model.safetensors"));
+        File.WriteAllBytes(f.File("model.safetensors"), bytes.AsSpan(0, bytes.Length / 2).ToArray());
+        var e = LoadFails(f.Path);
+        Assert.That(e.FilePath, Does.EndWith("model.safetensors"));
+        Assert.That(e.Message, Does.Contain("model.safetensors"));
+    }
+
+    [Test]
+    public void UnknownArchitectureListsTheSupportedOnes()
+    {
+        using var f = new TempFolder().CopyFrom(Golden, "model.safetensors");
+        Checkpoints.WriteConfig(Golden, f.Path, "FancyNewModel");
+        var e = LoadFails(f.Path);
+        Assert.That(e.Message, Does.Contain("FancyNewModel").And.Contain("BertModel").And.Contain("HF_ColBERT"));
+    }
+
+    [Test]
+    public void MissingConfigOrFolderFails()
+    {
+        using var f = new TempFolder().CopyFrom(Golden, "model.safetensors");
+        Assert.That(LoadFails(f.Path).Message, Does.Contain("config.json"));
+        Assert.That(LoadFails(f.File("nope")).Message, Does.Contain("does not exist"));
+    }
+
+    [Test]
+    public void BadConfigFieldIsNamed()
+    {
+        using var f = new TempFolder().CopyFrom(Golden, "model.safetensors");
+        File.WriteAllText(f.File("config.json"), """{"architectures":["BertModel"],"model_type":"bert","hidden_size":"big"}""");
+        Assert.That(LoadFails(f.Path).Message, Does.Contain("hidden_size"));
+    }
+
+    [Test]
+    public void DenseWeightDisagreeingWithItsConfigFails()
+    {
+        using var f = new TempFolder().CopyFrom(Golden, "config.json", "model.safetensors");
+        File.WriteAllText(f.File("modules.json"),
+            """[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},{"idx":1,"name":"1","path":"1_Dense","type":"pylate.models.Dense.Dense"}]""");
+        Directory.CreateDirectory(f.File("1_Dense"));
+        File.WriteAllText(f.File("1_Dense/config.json"), """{"in_features":64,"out_features":16,"bias":false,"activation_function":"torch.nn.modules.linear.Identity"}""");
+        SafeTensorsWriter.WriteF32(f.File("1_Dense/model.safetensors"), new Dictionary<string, (long[], float[])> { ["linear.weight"] = ([16, 32], new float[16 * 32]) });
+        var e = LoadFails(f.Path);
+        Assert.That(e.Message, Does.Contain("linear.weight").And.Contain("[16, 32]").And.Contain("[16, 64]"));
+    }
+}
