@@ -39,15 +39,45 @@ internal static class Attention
     /// </summary>
     public static Tensor KeyPaddingMask(Tensor attentionMask, ScalarType dtype)
     {
-        var min = dtype switch
-        {
-            ScalarType.Float16 => -65504.0,
-            ScalarType.BFloat16 => -3.3895313892515355e38,
-            ScalarType.Float64 => double.MinValue,
-            _ => float.MinValue,
-        };
+        var min = MinValue(dtype);
         using var keep = attentionMask.to(ScalarType.Bool);
         using var zeros = zeros_like(attentionMask, dtype);
         return zeros.masked_fill(keep.logical_not(), min).unsqueeze(1).unsqueeze(1);
     }
+
+    /// <summary>The most negative finite value of a floating dtype (transformers' <c>torch.finfo(dtype).min</c>).</summary>
+    public static double MinValue(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float16 => -65504.0,
+        ScalarType.BFloat16 => -3.3895313892515355e38,
+        ScalarType.Float64 => double.MinValue,
+        _ => float.MinValue,
+    };
+
+    /// <summary>
+    /// An additive mask [B, 1, T, T] from a boolean "allowed" pattern [T, T] (query × key) combined with key padding:
+    /// 0 where allowed, finfo.min elsewhere. Causal: <c>k &lt;= q</c>; sliding window: <c>|q − k| &lt;= w</c>.
+    /// </summary>
+    public static Tensor PatternMask(Tensor attentionMask, Tensor allowed, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var keys = attentionMask.to(ScalarType.Bool).unsqueeze(1).unsqueeze(1);          // [B, 1, 1, T]
+        var ok = keys.logical_and(allowed.unsqueeze(0).unsqueeze(0));                     // [B, 1, T, T]
+        var mask = zeros(ok.shape, dtype, attentionMask.device).masked_fill(ok.logical_not(), MinValue(dtype));
+        return mask.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Causal pattern [T, T]: key k is visible to query q when k &lt;= q.</summary>
+    public static Tensor CausalPattern(long t, Device device) => ones(t, t, ScalarType.Bool, device).tril();
+
+    /// <summary>Sliding-window pattern [T, T]: |q − k| &lt;= <paramref name="halfWindow"/>.</summary>
+    public static Tensor SlidingPattern(long t, long halfWindow, Device device)
+    {
+        using var all = ones(t, t, ScalarType.Bool, device);
+        using var upper = all.triu(-halfWindow);
+        return upper.tril(halfWindow);
+    }
+
+    /// <summary>GQA: repeats each of the kv heads [B, kvHeads, S, hd] <paramref name="nRep"/> times along the head axis.</summary>
+    public static Tensor RepeatKv(Tensor x, int nRep) => nRep == 1 ? x.alias() : x.repeat_interleave(nRep, 1);
 }

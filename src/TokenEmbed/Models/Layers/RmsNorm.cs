@@ -1,0 +1,31 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TokenEmbed.Models.Layers;
+
+/// <summary>
+/// RMSNorm as Qwen3 / Llama / LFM2 implement it: <c>y = x32 · rsqrt(mean(x32², -1) + eps)</c> in float32, cast back,
+/// then multiplied by <c>weight</c> (state-dict name <c>weight</c>).
+/// </summary>
+internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;
+    private readonly double _eps;
+
+    public RmsNorm(long size, double eps, string name = "norm") : base(name)
+    {
+        weight = new Parameter(ones(size));
+        _eps = eps;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var x32 = x.to(ScalarType.Float32);
+        var variance = x32.pow(2).mean([-1L], keepdim: true);
+        var y = (x32 * (variance + _eps).rsqrt()).to(x.dtype);
+        return (weight * y).MoveToOuterDisposeScope();
+    }
+}

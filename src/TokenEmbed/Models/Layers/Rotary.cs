@@ -1,0 +1,75 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TokenEmbed.Models.Layers;
+
+/// <summary>
+/// 1-D rotary position embedding with the rotate-half (half-split) convention, as transformers'
+/// <c>*RotaryEmbedding</c> + <c>apply_rotary_pos_emb</c> compute it: <c>inv_freq[i] = 1 / theta^(2i/d)</c> in float32,
+/// <c>freqs = pos ⊗ inv_freq</c>, <c>emb = cat(freqs, freqs)</c>, <c>x' = x·cos + rotate_half(x)·sin</c>.
+/// Families with scaled frequencies (Llama 3.1) pass their own <c>inv_freq</c>.
+/// </summary>
+internal sealed class Rotary : IDisposable
+{
+    private readonly Tensor _invFreq; // [d/2] float32, CPU
+
+    /// <summary>Default RoPE over <paramref name="dim"/> rotary dimensions with base <paramref name="theta"/>.</summary>
+    public Rotary(int dim, double theta) : this(DefaultInverseFrequencies(dim, theta), dim)
+    {
+    }
+
+    /// <summary>RoPE with precomputed inverse frequencies (float32, [dim/2]).</summary>
+    public Rotary(float[] invFreq, int dim)
+    {
+        if (invFreq.Length * 2 != dim) throw new ArgumentException($"inv_freq has {invFreq.Length} entries; a rotary dim of {dim} needs {dim / 2}.");
+        Dim = dim;
+        _invFreq = tensor(invFreq);
+    }
+
+    /// <summary>The rotary dimension (the head dim for every family so far).</summary>
+    public int Dim { get; }
+
+    /// <summary>transformers' default inverse frequencies, computed in float32 like <c>compute_default_rope_parameters</c>.</summary>
+    public static float[] DefaultInverseFrequencies(int dim, double theta)
+    {
+        var inv = new float[dim / 2];
+        for (var i = 0; i < inv.Length; i++)
+        {
+            // torch: arange(0, dim, 2, int64).float() / dim  (float32), then base ** that (float32), then 1.0 / that.
+            var exponent = (float)(2 * i) / dim;
+            var pow = MathF.Pow((float)theta, exponent);
+            inv[i] = 1.0f / pow;
+        }
+        return inv;
+    }
+
+    /// <summary>cos and sin tables [B or 1, T, dim] for integer <paramref name="positions"/> [B or 1, T], in <paramref name="dtype"/>.</summary>
+    public (Tensor Cos, Tensor Sin) Tables(Tensor positions, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var inv = _invFreq.to(positions.device);
+        var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * inv;          // [B, T, d/2]
+        var emb = cat([freqs, freqs], -1);                                           // [B, T, d]
+        var cos = emb.cos().to(dtype);
+        var sin = emb.sin().to(dtype);
+        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Applies the rotation to <paramref name="x"/> [B, heads, T, d] with tables [B or 1, T, d].</summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        using var c = cos.unsqueeze(1);
+        using var s = sin.unsqueeze(1);
+        var half = x.shape[^1] / 2;
+        using var x1 = x.narrow(-1, 0, half);
+        using var x2 = x.narrow(-1, half, half);
+        using var neg = x2.neg();
+        using var rotated = cat([neg, x1], -1);
+        using var b = rotated * s;
+        var a = x * c;
+        return a.add_(b); // in place: returns a itself
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _invFreq.Dispose();
+}
