@@ -135,4 +135,14 @@ internal sealed class HfConfig
 
     /// <summary>The full path of a field of this object, for error messages (e.g. <c>rope_parameters.full_attention.rope_type</c>).</summary>
     public string FieldPath(string name) => _fieldPrefix + name;
+
+    /// <summary>An object field whose values are all strings (e.g. sentence-transformers <c>prompts</c>), or null when absent or null.</summary>
+    public IReadOnlyDictionary<string, string>? GetStringMap(string name)
+    {
+        var n = _root[name];
+        if (n is null) return null;
+        if (n is JsonObject o && o.All(kv => kv.Value is JsonValue v && v.TryGetValue<string>(out _)))
+            return o.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<string>(), StringComparer.Ordinal);
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be an object of strings, found {n.ToJsonString()}.", FilePath);
+    }
 }
