@@ -158,4 +158,30 @@ public sealed class ModernBertTests
         Assert.That(truncated.Outputs.Shape, Is.EqualTo(new[] { 128, 64 }));
         Assert.That(truncated.Outputs.Data.All(float.IsFinite));
     }
+
+    /// <summary>
+    /// Half precision with long padding: a padded query whose whole sliding window is padding must not turn into NaN
+    /// (finfo.min plus a score overflows to −inf in float16) and leak into valid rows in the next layer.
+    /// </summary>
+    [TestCase("float16", 2e-2)]
+    [TestCase("bfloat16", 1.5e-1)]
+    public void HalfPrecisionBatchWithLongPaddingStaysFiniteAndClose(string dtype, double tolerance)
+    {
+        var rng = new Random(11);
+        int[] Ids(int n) => Enumerable.Range(0, n).Select(i => i == 0 ? 1 : i == n - 1 ? 2 : rng.Next(3, 1000)).ToArray();
+        var prompts = new[] { Ids(100), Ids(5), Ids(37) };
+        using var full = new Llm(Folder, new LlmOptions { Device = "cpu" });
+        using var half = new Llm(Folder, new LlmOptions { Device = "cpu", DType = dtype });
+        var p = new PoolingParams { Normalize = false };
+        var max = 0f;
+        foreach (var (ids, i) in prompts.Select((x, i) => (x, i)))
+        {
+            var expected = full.Encode(Prompt.FromTokenIds(ids), PoolingTask.TokenEmbed, p)[0].Outputs.Data; // alone: no padding
+            var actual = half.Encode(prompts.Select(Prompt.FromTokenIds).ToArray(), PoolingTask.TokenEmbed, p)[i].Outputs.Data; // batched
+            Assert.That(actual.All(float.IsFinite), $"{dtype} prompt {i} has non-finite values");
+            max = Math.Max(max, Reference.MaxAbsDiff(actual, expected));
+        }
+        TestContext.Out.WriteLine($"modernbert {dtype} batched (padding up to 95) vs float32 alone: max |diff| = {max:E2}");
+        Assert.That(max, Is.LessThanOrEqualTo(tolerance));
+    }
 }

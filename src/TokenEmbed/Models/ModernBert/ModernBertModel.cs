@@ -160,11 +160,15 @@ internal sealed class ModernBertModel : nn.Module<Tensor, Tensor, Tensor>, IBack
         var t = inputIds.shape[1];
         var h = embeddings.forward(inputIds);
 
-        // Positions are arange(T) for every row (right padding); masks use finfo.min, never −inf, so a padded query
-        // whose whole window is padding gets a finite (uniform) row instead of NaN (SPEC.md §1).
+        // Positions are arange(T) for every row (right padding); masks use finfo.min, never −inf, so fully masked
+        // rows stay finite instead of NaN (SPEC.md §1).
         var positions = arange(t, ScalarType.Int64, inputIds.device).unsqueeze(0);
         var globalMask = Attention.KeyPaddingMask(attentionMask, h.dtype);
         var localMask = Attention.PatternMask(attentionMask, Attention.SlidingPattern(t, _config.HalfWindow, inputIds.device), h.dtype);
+        // In half precision finfo.min + score can still round to −inf inside a math-path SDPA; letting each query see
+        // itself guarantees no fully masked row. Only padded queries change (valid ones already see themselves), and
+        // their outputs are discarded; valid queries never see padded keys, so valid rows are unaffected.
+        using (var self = eye(t, t, ScalarType.Bool, inputIds.device)) localMask.masked_fill_(self, 0.0);
         var (gCos, gSin) = _globalRope.Tables(positions, ScalarType.Float32);
         var (lCos, lSin) = _localRope.Tables(positions, ScalarType.Float32);
 
