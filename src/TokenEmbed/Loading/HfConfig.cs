@@ -10,11 +10,13 @@ namespace TokenEmbed.Loading;
 internal sealed class HfConfig
 {
     private readonly JsonObject _root;
+    private readonly string _fieldPrefix;
 
-    private HfConfig(JsonObject root, string filePath)
+    private HfConfig(JsonObject root, string filePath, string fieldPrefix = "")
     {
         _root = root;
         FilePath = filePath;
+        _fieldPrefix = fieldPrefix;
     }
 
     /// <summary>The file it was read from.</summary>
@@ -64,7 +66,7 @@ internal sealed class HfConfig
         }
         catch (Exception e) when (e is FormatException or InvalidOperationException)
         {
-            throw new ModelLoadException($"'{FilePath}': field '{name}' must be an integer, found {n.ToJsonString()}.", FilePath, innerException: e);
+            throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be an integer, found {n.ToJsonString()}.", FilePath, innerException: e);
         }
     }
 
@@ -79,7 +81,7 @@ internal sealed class HfConfig
         try { return n.GetValue<double>(); }
         catch (Exception e) when (e is FormatException or InvalidOperationException)
         {
-            throw new ModelLoadException($"'{FilePath}': field '{name}' must be a number, found {n.ToJsonString()}.", FilePath, innerException: e);
+            throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a number, found {n.ToJsonString()}.", FilePath, innerException: e);
         }
     }
 
@@ -89,14 +91,58 @@ internal sealed class HfConfig
         var n = _root[name];
         if (n is null) return fallback;
         if (n is JsonValue v && v.TryGetValue<string>(out var s)) return s;
-        throw new ModelLoadException($"'{FilePath}': field '{name}' must be a string, found {n.ToJsonString()}.", FilePath);
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a string, found {n.ToJsonString()}.", FilePath);
     }
 
     /// <summary>A positive integer field with a default; zero or negative values are errors naming the field.</summary>
     public int GetPositiveInt(string name, int fallback)
     {
         var v = GetInt(name, fallback);
-        if (v <= 0) throw new ModelLoadException($"'{FilePath}': field '{name}' must be positive, found {v}.", FilePath);
+        if (v <= 0) throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be positive, found {v}.", FilePath);
         return v;
+    }
+
+    /// <summary>A boolean field, or <paramref name="fallback"/> when absent or null.</summary>
+    public bool GetBool(string name, bool fallback)
+    {
+        var n = _root[name];
+        if (n is null) return fallback;
+        if (n is JsonValue v && v.TryGetValue<bool>(out var b)) return b;
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be true or false, found {n.ToJsonString()}.", FilePath);
+    }
+
+    /// <summary>A list-of-strings field, or null when absent or null.</summary>
+    public IReadOnlyList<string>? GetStringList(string name)
+    {
+        var n = _root[name];
+        if (n is null) return null;
+        if (n is JsonArray a && a.All(e => e is JsonValue ev && ev.TryGetValue<string>(out _)))
+            return a.Select(e => e!.GetValue<string>()).ToArray();
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a list of strings, found {n.ToJsonString()}.", FilePath);
+    }
+
+    /// <summary>
+    /// A nested object field as a config whose errors name the full field path (e.g. <c>rope_parameters.full_attention.rope_theta</c>),
+    /// or null when absent or null.
+    /// </summary>
+    public HfConfig? GetSection(string name)
+    {
+        var n = _root[name];
+        if (n is null) return null;
+        if (n is JsonObject o) return new HfConfig(o, FilePath, _fieldPrefix + name + ".");
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be an object, found {n.ToJsonString()}.", FilePath);
+    }
+
+    /// <summary>The full path of a field of this object, for error messages (e.g. <c>rope_parameters.full_attention.rope_type</c>).</summary>
+    public string FieldPath(string name) => _fieldPrefix + name;
+
+    /// <summary>An object field whose values are all strings (e.g. sentence-transformers <c>prompts</c>), or null when absent or null.</summary>
+    public IReadOnlyDictionary<string, string>? GetStringMap(string name)
+    {
+        var n = _root[name];
+        if (n is null) return null;
+        if (n is JsonObject o && o.All(kv => kv.Value is JsonValue v && v.TryGetValue<string>(out _)))
+            return o.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<string>(), StringComparer.Ordinal);
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be an object of strings, found {n.ToJsonString()}.", FilePath);
     }
 }

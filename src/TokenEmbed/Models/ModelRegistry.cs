@@ -1,5 +1,6 @@
 using TokenEmbed.Loading;
 using TokenEmbed.Models.Bert;
+using TokenEmbed.Models.ModernBert;
 
 namespace TokenEmbed.Models;
 
@@ -33,6 +34,7 @@ internal static class ModelRegistry
     private static readonly Dictionary<string, BackboneFamily> Families = new(StringComparer.Ordinal)
     {
         ["bert"] = new("bert", c => new BertModel(BertConfig.From(c)), ["", "bert."], "embeddings.word_embeddings.weight", BertModel.IsIgnorable),
+        ["modernbert"] = new("modernbert", c => new ModernBertModel(ModernBertConfig.From(c)), ["", "model."], "embeddings.tok_embeddings.weight", ModernBertModel.IsIgnorable),
     };
 
     private static readonly Dictionary<string, ArchitectureEntry> Entries = new[]
@@ -41,6 +43,11 @@ internal static class ModelRegistry
         new ArchitectureEntry("BertForMaskedLM", "bert", HeadKind.None, ["cls."]),
         new ArchitectureEntry("BertForPreTraining", "bert", HeadKind.None, ["cls."]),
         new ArchitectureEntry("HF_ColBERT", null, HeadKind.ColBertLinear, []),
+        new ArchitectureEntry("ModernBertModel", "modernbert", HeadKind.None, []),
+        // MLM checkpoints: model.* + the prediction head and decoder (bias; weight tied to the embeddings), dropped for pooling.
+        new ArchitectureEntry("ModernBertForMaskedLM", "modernbert", HeadKind.None, ["head.", "decoder."]),
+        // vLLM's override name for ModernBERT ColBERT models (GTE-ModernColBERT-v1): the head is the folder's Dense modules.
+        new ArchitectureEntry("ColBERTModernBertModel", "modernbert", HeadKind.None, []),
     }.ToDictionary(e => e.Architecture, StringComparer.Ordinal);
 
     /// <summary>The supported architecture names.</summary>
