@@ -92,6 +92,15 @@ internal sealed class HfConfig
         throw new ModelLoadException($"'{FilePath}': field '{name}' must be a string, found {n.ToJsonString()}.", FilePath);
     }
 
+    /// <summary>A boolean field, or <paramref name="fallback"/> when absent or null.</summary>
+    public bool GetBool(string name, bool fallback)
+    {
+        var n = _root[name];
+        if (n is null) return fallback;
+        if (n is JsonValue v && v.TryGetValue<bool>(out var b)) return b;
+        throw new ModelLoadException($"'{FilePath}': field '{name}' must be true or false, found {n.ToJsonString()}.", FilePath);
+    }
+
     /// <summary>A positive integer field with a default; zero or negative values are errors naming the field.</summary>
     public int GetPositiveInt(string name, int fallback)
     {

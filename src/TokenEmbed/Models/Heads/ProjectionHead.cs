@@ -81,6 +81,23 @@ internal sealed class ProjectionHead : IDisposable
         return new ProjectionHead([new DenseLayer(w, null, "identity")]);
     }
 
+    /// <summary>
+    /// A single linear projection <c>weightKey</c> [dim, hidden] with an optional bias (the key with <c>weight</c> →
+    /// <c>bias</c>), such as BGE-M3's <c>colbert_linear</c>.
+    /// </summary>
+    public static ProjectionHead LinearWithOptionalBias(WeightSet weights, string weightKey, int hidden, ISet<string> consumed)
+    {
+        var info = weights.Get(weightKey);
+        if (info.Shape.Length != 2 || info.Shape[1] != hidden || info.Shape[0] <= 0)
+            throw new ModelLoadException(
+                $"Weight '{weightKey}' in '{info.FilePath}' has shape [{string.Join(", ", info.Shape)}]; the projection must be [dim, {hidden}].",
+                info.FilePath, weightKey);
+        var w = WeightLoader.ReadFloat32(weights, weightKey, info.Shape, consumed);
+        var biasKey = weightKey[..^"weight".Length] + "bias";
+        var b = weights.Contains(biasKey) ? WeightLoader.ReadFloat32(weights, biasKey, [info.Shape[0]], consumed) : null;
+        return new ProjectionHead([new DenseLayer(w, b, "identity")]);
+    }
+
     /// <summary>The Dense modules of a sentence-transformers / PyLate folder, checked against their configs and the hidden size.</summary>
     public static ProjectionHead FromDenseModules(IReadOnlyList<DenseModuleSpec> specs, WeightSet weights, int hidden, ISet<string> consumed)
     {
