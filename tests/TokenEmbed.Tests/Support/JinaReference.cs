@@ -5,43 +5,20 @@ namespace TokenEmbed.Tests.Support;
 /// upstream math (jinaai/xlm-roberta-flash-implementation: embedding.py, mha.py, rotary.py with interleaved=False,
 /// block.py with prenorm=False, mlp.py), one unpadded sequence at a time.
 /// </summary>
-internal sealed class JinaReference
+internal sealed class JinaReference(
+    IReadOnlyDictionary<string, (long[] Shape, float[] Data)> weights, string prefix,
+    int hidden, int layers, int heads, int intermediate, double eps, double rotaryBase, int rotaryDim, bool tanhGelu = false)
 {
-    private readonly IReadOnlyDictionary<string, (long[] Shape, float[] Data)> _w;
-    private readonly string _prefix;
+    private int Hidden => hidden;
 
-    public JinaReference(IReadOnlyDictionary<string, (long[] Shape, float[] Data)> weights, string prefix,
-        int hidden, int layers, int heads, int intermediate, double eps, double rotaryBase, int rotaryDim, bool tanhGelu = false)
-    {
-        _w = weights;
-        _prefix = prefix;
-        Hidden = hidden;
-        Layers = layers;
-        Heads = heads;
-        Intermediate = intermediate;
-        Eps = eps;
-        RotaryBase = rotaryBase;
-        RotaryDim = rotaryDim;
-        TanhGelu = tanhGelu;
-    }
-
-    public int Hidden { get; }
-    public int Layers { get; }
-    public int Heads { get; }
-    public int Intermediate { get; }
-    public double Eps { get; }
-    public double RotaryBase { get; }
-    public int RotaryDim { get; }
-    public bool TanhGelu { get; }
-
-    private float[] W(string name) => _w[_prefix + name].Data;
+    private float[] W(string name) => weights[prefix + name].Data;
 
     /// <summary>Last hidden states [n, hidden] (row-major) for one sequence of ids.</summary>
     public double[][] Forward(IReadOnlyList<int> ids)
     {
         var n = ids.Count;
         var word = W("embeddings.word_embeddings.weight");
-        var hasTypes = _w.ContainsKey(_prefix + "embeddings.token_type_embeddings.weight");
+        var hasTypes = weights.ContainsKey(prefix + "embeddings.token_type_embeddings.weight");
         var tt = hasTypes ? W("embeddings.token_type_embeddings.weight") : null;
         var x = new double[n][];
         for (var i = 0; i < n; i++)
@@ -51,14 +28,14 @@ internal sealed class JinaReference
             x[i] = LayerNorm(x[i], W("emb_ln.weight"), W("emb_ln.bias"));
         }
 
-        var hd = Hidden / Heads;
-        for (var l = 0; l < Layers; l++)
+        var hd = Hidden / heads;
+        for (var l = 0; l < layers; l++)
         {
             var p = $"encoder.layers.{l}.";
             var qkv = x.Select(row => Linear(row, W(p + "mixer.Wqkv.weight"), W(p + "mixer.Wqkv.bias"), 3 * Hidden)).ToArray();
             var ctx = new double[n][];
             for (var i = 0; i < n; i++) ctx[i] = new double[Hidden];
-            for (var h = 0; h < Heads; h++)
+            for (var h = 0; h < heads; h++)
             {
                 var q = new double[n][];
                 var k = new double[n][];
@@ -89,7 +66,7 @@ internal sealed class JinaReference
             {
                 var attn = Linear(ctx[i], W(p + "mixer.out_proj.weight"), W(p + "mixer.out_proj.bias"), Hidden);
                 var h1 = LayerNorm(Add(x[i], attn), W(p + "norm1.weight"), W(p + "norm1.bias"));
-                var a = Linear(h1, W(p + "mlp.fc1.weight"), W(p + "mlp.fc1.bias"), Intermediate).Select(Gelu).ToArray();
+                var a = Linear(h1, W(p + "mlp.fc1.weight"), W(p + "mlp.fc1.bias"), intermediate).Select(Gelu).ToArray();
                 var m = Linear(a, W(p + "mlp.fc2.weight"), W(p + "mlp.fc2.bias"), Hidden);
                 x[i] = LayerNorm(Add(h1, m), W(p + "norm2.weight"), W(p + "norm2.bias"));
             }
@@ -97,14 +74,14 @@ internal sealed class JinaReference
         return x;
     }
 
-    /// <summary>GPT-NeoX rotate-half on the first RotaryDim features: pairs (j, j + rd/2), angle = pos / base^(2j/rd).</summary>
+    /// <summary>GPT-NeoX rotate-half on the first rotaryDim features: pairs (j, j + rd/2), angle = pos / base^(2j/rd).</summary>
     private double[] Rotate(ReadOnlySpan<double> v, int pos)
     {
         var o = v.ToArray();
-        var half = RotaryDim / 2;
+        var half = rotaryDim / 2;
         for (var j = 0; j < half; j++)
         {
-            var angle = pos / Math.Pow(RotaryBase, 2.0 * j / RotaryDim);
+            var angle = pos / Math.Pow(rotaryBase, 2.0 * j / rotaryDim);
             double c = Math.Cos(angle), s = Math.Sin(angle);
             double x1 = v[j], x2 = v[j + half];
             o[j] = x1 * c - x2 * s;
@@ -132,11 +109,11 @@ internal sealed class JinaReference
     {
         var mean = x.Average();
         var variance = x.Select(v => (v - mean) * (v - mean)).Average();
-        var inv = 1.0 / Math.Sqrt(variance + Eps);
+        var inv = 1.0 / Math.Sqrt(variance + eps);
         return x.Select((v, i) => (v - mean) * inv * g[i] + b[i]).ToArray();
     }
 
-    private double Gelu(double v) => TanhGelu
+    private double Gelu(double v) => tanhGelu
         ? 0.5 * v * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)))
         : 0.5 * v * (1 + Erf(v / Math.Sqrt(2)));
 
