@@ -81,7 +81,7 @@ internal sealed class EncodeEngine
     /// <summary>Runs the model on tokenized prompts and pools them for <paramref name="task"/>.</summary>
     public PoolingOutput[] Run(int[][] ids, PoolingTask task, PoolingParams? p)
     {
-        var dim = _model.OutputDimension;
+        var dim = _model.DimensionFor(task);
         if (p?.Dimensions is { } d && (d <= 0 || d > dim))
             throw new ArgumentOutOfRangeException(nameof(p), d, $"PoolingParams.Dimensions must be between 1 and the model's output size {dim}.");
         if (task is not (PoolingTask.Embed or PoolingTask.TokenEmbed))
@@ -129,7 +129,8 @@ internal sealed class EncodeEngine
         Tensor result;
         if (task == PoolingTask.TokenEmbed)
         {
-            var tokens = head?.Forward(hidden) ?? hidden;
+            var tokenHead = _model.TokenEmbedHead ?? head;
+            var tokens = tokenHead?.Forward(hidden) ?? hidden;
             result = Poolers.CutAndNormalize(tokens, dimensions, normalize);
         }
         else if (head != null && _model.HeadAfterPooling)
@@ -151,8 +152,9 @@ internal sealed class EncodeEngine
             var len = ids[rows[r]].Length;
             if (task == PoolingTask.TokenEmbed)
             {
-                var data = all.Slice(r * t * width, len * width).ToArray();
-                outputs[rows[r]] = new PoolingOutput(data, [len, width]);
+                var skip = _model.TokenEmbedDropsFirstId is { } first && ids[rows[r]][0] == first ? 1 : 0;
+                var data = all.Slice((r * t + skip) * width, (len - skip) * width).ToArray();
+                outputs[rows[r]] = new PoolingOutput(data, [len - skip, width]);
             }
             else
             {

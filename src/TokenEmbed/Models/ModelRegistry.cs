@@ -1,6 +1,7 @@
 using TokenEmbed.Loading;
 using TokenEmbed.Models.Bert;
 using TokenEmbed.Models.ModernBert;
+using TokenEmbed.Models.XlmRoberta;
 
 namespace TokenEmbed.Models;
 
@@ -19,6 +20,12 @@ internal enum HeadKind
     None,
     /// <summary>colbert-ai's <c>linear.weight</c> [dim, hidden], no bias.</summary>
     ColBertLinear,
+
+    /// <summary>
+    /// BGE-M3 (vLLM's <c>BgeM3EmbeddingModel</c>): <c>colbert_linear</c> [dim, hidden] + bias for TokenEmbed only, the
+    /// BOS vector dropped; Embed stays CLS of the backbone. Required here; found automatically on plain XLM-R folders.
+    /// </summary>
+    BgeM3ColBert,
 }
 
 /// <summary>A registry entry: what an <c>architectures</c> name in config.json means.</summary>
@@ -35,7 +42,20 @@ internal static class ModelRegistry
     {
         ["bert"] = new("bert", c => new BertModel(BertConfig.From(c)), ["", "bert."], "embeddings.word_embeddings.weight", BertModel.IsIgnorable),
         ["modernbert"] = new("modernbert", c => new ModernBertModel(ModernBertConfig.From(c)), ["", "model."], "embeddings.tok_embeddings.weight", ModernBertModel.IsIgnorable),
+        ["roberta"] = new("roberta", c => new BertModel(BertConfig.FromRoberta(c, defaultVocab: 50265)), ["", "roberta."],
+            "embeddings.word_embeddings.weight", BertModel.IsIgnorable),
+        // XLM-R configs with rotary positions are Jina's flash implementation (jina-colbert-v2 ships as model_type xlm-roberta).
+        ["xlm-roberta"] = new("xlm-roberta",
+            c => IsRotary(c) ? new JinaRobertaModel(JinaRobertaConfig.From(c)) : new BertModel(BertConfig.FromRoberta(c, defaultVocab: 30522)),
+            ["", "roberta."], "embeddings.word_embeddings.weight", BertModel.IsIgnorable),
+        // Not a config model_type: the backbone of the ColBERTJinaRobertaModel architecture, rotary whatever the config says.
+        [JinaFamily] = new(JinaFamily, c => new JinaRobertaModel(JinaRobertaConfig.From(c)), ["", "roberta."],
+            "embeddings.word_embeddings.weight", JinaRobertaModel.IsIgnorable),
     };
+
+    private const string JinaFamily = "jina-xlm-roberta";
+
+    private static bool IsRotary(HfConfig c) => c.GetString("position_embedding_type", "absolute") is "rotary" or "rope";
 
     private static readonly Dictionary<string, ArchitectureEntry> Entries = new[]
     {
@@ -48,6 +68,12 @@ internal static class ModelRegistry
         new ArchitectureEntry("ModernBertForMaskedLM", "modernbert", HeadKind.None, ["head.", "decoder."]),
         // vLLM's override name for ModernBERT ColBERT models (GTE-ModernColBERT-v1): the head is the folder's Dense modules.
         new ArchitectureEntry("ColBERTModernBertModel", "modernbert", HeadKind.None, []),
+        new ArchitectureEntry("RobertaModel", "roberta", HeadKind.None, []),
+        new ArchitectureEntry("RobertaForMaskedLM", "roberta", HeadKind.None, ["lm_head."]),
+        new ArchitectureEntry("XLMRobertaModel", "xlm-roberta", HeadKind.None, []),
+        new ArchitectureEntry("XLMRobertaForMaskedLM", "xlm-roberta", HeadKind.None, ["lm_head."]),
+        new ArchitectureEntry("ColBERTJinaRobertaModel", JinaFamily, HeadKind.ColBertLinear, []),
+        new ArchitectureEntry("BgeM3EmbeddingModel", "xlm-roberta", HeadKind.BgeM3ColBert, []),
     }.ToDictionary(e => e.Architecture, StringComparer.Ordinal);
 
     /// <summary>The supported architecture names.</summary>

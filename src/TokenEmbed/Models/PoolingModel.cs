@@ -12,11 +12,14 @@ namespace TokenEmbed.Models;
 /// </summary>
 internal sealed class PoolingModel : IDisposable
 {
-    private PoolingModel(IBackbone backbone, ProjectionHead? head, bool headAfterPooling, PoolingMode embedPooling,
-        bool isMultiVector, int maxModelLength, int vocabSize, Device device, ScalarType dtype, TextTokenizer? tokenizer, string architecture, PyLateConfig? pyLate)
+    private PoolingModel(IBackbone backbone, ProjectionHead? head, ProjectionHead? tokenEmbedHead, int? tokenEmbedDropsFirstId, bool headAfterPooling,
+        PoolingMode embedPooling, bool isMultiVector, int maxModelLength, int vocabSize, Device device, ScalarType dtype, TextTokenizer? tokenizer,
+        string architecture, PyLateConfig? pyLate)
     {
         Backbone = backbone;
         Head = head;
+        TokenEmbedHead = tokenEmbedHead;
+        TokenEmbedDropsFirstId = tokenEmbedDropsFirstId;
         HeadAfterPooling = headAfterPooling;
         EmbedPooling = embedPooling;
         IsMultiVector = isMultiVector;
@@ -31,6 +34,12 @@ internal sealed class PoolingModel : IDisposable
 
     public IBackbone Backbone { get; }
     public ProjectionHead? Head { get; }
+
+    /// <summary>A projection used by TokenEmbed only, in place of <see cref="Head"/> (BGE-M3's <c>colbert_linear</c>).</summary>
+    public ProjectionHead? TokenEmbedHead { get; }
+
+    /// <summary>When set, TokenEmbed drops a prompt's first vector if its first token is this id (vLLM's BOSEOSFilter for BGE-M3).</summary>
+    public int? TokenEmbedDropsFirstId { get; }
 
     /// <summary>True when a sentence-transformers Pooling module precedes the Dense modules (Embed projects the pooled vector).</summary>
     public bool HeadAfterPooling { get; }
@@ -56,6 +65,10 @@ internal sealed class PoolingModel : IDisposable
     /// <summary>The size of TokenEmbed / Embed vectors before any Matryoshka cut.</summary>
     public int OutputDimension => Head?.OutFeatures ?? Backbone.HiddenSize;
 
+    /// <summary>The vector size a task produces before any Matryoshka cut.</summary>
+    public int DimensionFor(PoolingTask task) =>
+        task == PoolingTask.TokenEmbed && TokenEmbedHead is { } t ? t.OutFeatures : OutputDimension;
+
     /// <summary>Loads <paramref name="folder"/>; every problem is a <see cref="ModelLoadException"/> naming the file, tensor or field.</summary>
     public static PoolingModel Load(string folder, LlmOptions options)
     {
@@ -78,6 +91,7 @@ internal sealed class PoolingModel : IDisposable
         var consumed = new HashSet<string>(StringComparer.Ordinal);
         IBackbone? backbone = null;
         ProjectionHead? head = null;
+        ProjectionHead? tokenHead = null;
         try
         {
             backbone = family.Create(config);
@@ -94,10 +108,27 @@ internal sealed class PoolingModel : IDisposable
                 head = ProjectionHead.FromDenseModules(layout.Dense, weights, backbone.HiddenSize, consumed);
             }
 
+            int? dropsFirst = null;
+            var colbertKey = BgeM3ColBertLinear(folder, weights);
+            if (entry.Head == HeadKind.BgeM3ColBert && colbertKey == null)
+                throw new ModelLoadException(
+                    $"'{folder}': {entry.Architecture} needs the colbert_linear projection, as 'colbert_linear.weight' in the checkpoint or " +
+                    $"'{ColBertLinearFile}' (weight/bias) beside it; a colbert_linear.pt must be converted to safetensors first.",
+                    folder, "colbert_linear.weight");
+            if (colbertKey != null && entry.Head is HeadKind.None or HeadKind.BgeM3ColBert)
+            {
+                if (head != null)
+                    throw new ModelLoadException($"'{folder}' has both a colbert_linear projection and sentence-transformers Dense modules; only one head is supported.", folder);
+                tokenHead = ProjectionHead.LinearWithOptionalBias(weights, colbertKey, backbone.HiddenSize, consumed);
+                dropsFirst = config.GetInt("bos_token_id", 0);
+            }
+
             var unexpected = weights.Names
                 .Where(n => !consumed.Contains(n))
                 .Where(n => !(n.StartsWith(prefix, StringComparison.Ordinal) && family.IsIgnorable(n[prefix.Length..])))
                 .Where(n => !entry.DroppedPrefixes.Any(d => n.StartsWith(d, StringComparison.Ordinal)))
+                // BGE-M3's lexical-weight head: sparse output is not a task this library offers.
+                .Where(n => !(tokenHead != null && n.StartsWith("sparse_linear.", StringComparison.Ordinal)))
                 .Order(StringComparer.Ordinal).ToList();
             if (unexpected.Count > 0)
                 throw new ModelLoadException(
@@ -107,6 +138,7 @@ internal sealed class PoolingModel : IDisposable
 
             backbone.To(device, dtype);
             head?.To(device);
+            tokenHead?.To(device);
 
             var maxLen = backbone.MaxPositions ?? int.MaxValue;
             if (layout?.MaxSeqLength is { } st) maxLen = Math.Min(maxLen, st);
@@ -121,15 +153,37 @@ internal sealed class PoolingModel : IDisposable
             var tokenizer = TokenizerLoader.FromFolder(folder);
             var isMultiVector = head != null && (entry.Head == HeadKind.ColBertLinear || layout?.Pooling == null);
             var embedPooling = layout?.Pooling ?? (backbone.IsCausal ? PoolingMode.LastToken : PoolingMode.Cls);
-            return new PoolingModel(backbone, head, layout?.PoolingBeforeDense == true, embedPooling, isMultiVector, maxLen,
+            return new PoolingModel(backbone, head, tokenHead, dropsFirst, layout?.PoolingBeforeDense == true, embedPooling, isMultiVector, maxLen,
                 backbone.VocabSize, device, dtype, tokenizer, entry.Architecture, pyLate);
         }
         catch
         {
             backbone?.Dispose();
             head?.Dispose();
+            tokenHead?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The file BGE-M3's colbert_linear may come in, converted from FlagEmbedding's <c>colbert_linear.pt</c>.</summary>
+    public const string ColBertLinearFile = "colbert_linear.safetensors";
+
+    /// <summary>
+    /// The key of BGE-M3's <c>colbert_linear</c> weight: <c>colbert_linear.weight</c> in the checkpoint, or
+    /// <c>weight</c> (or <c>colbert_linear.weight</c>) in <see cref="ColBertLinearFile"/>, which is then added to the set.
+    /// Null when there is none.
+    /// </summary>
+    private static string? BgeM3ColBertLinear(string folder, WeightSet weights)
+    {
+        var inCheckpoint = weights.Contains("colbert_linear.weight") ? "colbert_linear.weight" : null;
+        var file = Path.Combine(folder, ColBertLinearFile);
+        if (!File.Exists(file)) return inCheckpoint;
+        if (inCheckpoint != null)
+            throw new ModelLoadException($"'{folder}' has colbert_linear both in its checkpoint and in '{ColBertLinearFile}'.", file, inCheckpoint);
+        const string prefix = "colbert_linear/";
+        weights.AddFile(file, prefix);
+        return new[] { prefix + "weight", prefix + "colbert_linear.weight" }.FirstOrDefault(weights.Contains)
+            ?? throw new ModelLoadException($"'{file}' has no 'weight' (nor 'colbert_linear.weight').", file, prefix + "weight");
     }
 
     /// <inheritdoc />
@@ -137,5 +191,6 @@ internal sealed class PoolingModel : IDisposable
     {
         Backbone.Dispose();
         Head?.Dispose();
+        TokenEmbedHead?.Dispose();
     }
 }

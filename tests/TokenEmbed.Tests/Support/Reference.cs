@@ -87,6 +87,20 @@ internal static class Reference
         return m;
     }
 
+    /// <summary>Max |a − e| over the positions of [B, T, H] tensors whose attention mask is 1, and how many were compared.</summary>
+    public static (float Max, int Compared) MaxAbsDiffValid(float[] actual, float[] expected, long[] mask, int t, int h)
+    {
+        var max = 0f;
+        var compared = 0;
+        for (var p = 0; p < mask.Length; p++)
+        {
+            if (mask[p] != 1) continue;
+            max = Math.Max(max, MaxAbsDiff(actual.AsSpan(p * h, h), expected.AsSpan(p * h, h)));
+            compared++;
+        }
+        return (max, compared);
+    }
+
     /// <summary>Seeded N(0, scale²) values (Box–Muller over System.Random).</summary>
     public static float[] Gaussian(int count, int seed, double scale)
     {

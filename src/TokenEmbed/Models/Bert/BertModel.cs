@@ -6,19 +6,38 @@ using static TorchSharp.torch;
 
 namespace TokenEmbed.Models.Bert;
 
-// Port of transformers 5.17 models/bert/modeling_bert.py (BertModel without the pooler: pooling is ours).
+// Port of transformers 5.17 models/bert/modeling_bert.py (BertModel without the pooler: pooling is ours), and of
+// models/roberta/modeling_roberta.py + models/xlm_roberta/modeling_xlm_roberta.py, which are the same encoder with
+// padding-aware position ids (RobertaEmbeddings.create_position_ids_from_input_ids); see BertPositions.
 // Field names are the state-dict names, so loading is a strict 1:1 mapping.
 
-/// <summary><c>BertEmbeddings</c>: word + absolute position + token type embeddings, then LayerNorm.</summary>
-internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor>
+/// <summary>How the embeddings number positions: the only difference between the BERT and RoBERTa encoders.</summary>
+internal enum BertPositions
+{
+    /// <summary>BERT: <c>arange(T)</c> for every row.</summary>
+    Absolute,
+
+    /// <summary>
+    /// RoBERTa / XLM-R: <c>m = ids != pad</c>, <c>pos = cumsum(m)·m + pad</c>, so real tokens count from <c>pad + 1</c> and
+    /// pad tokens sit at <c>pad</c> (the table's padding_idx).
+    /// </summary>
+    PaddingOffset,
+}
+
+/// <summary><c>BertEmbeddings</c> / <c>RobertaEmbeddings</c>: word + position + token type embeddings, then LayerNorm.</summary>
+internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor>
 {
     private readonly Embedding word_embeddings;
     private readonly Embedding position_embeddings;
     private readonly Embedding token_type_embeddings;
     private readonly LayerNorm LayerNorm;
+    private readonly BertPositions _positions;
+    private readonly int _pad;
 
     public BertEmbeddings(BertConfig c) : base("embeddings")
     {
+        _positions = c.Positions;
+        _pad = c.PadTokenId;
         word_embeddings = nn.Embedding(c.VocabSize, c.HiddenSize);
         position_embeddings = nn.Embedding(c.MaxPositionEmbeddings, c.HiddenSize);
         token_type_embeddings = nn.Embedding(c.TypeVocabSize, c.HiddenSize);
@@ -26,10 +45,26 @@ internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds)
+    /// <summary>
+    /// RoBERTa position ids [B, T]: <c>m = (ids != pad)</c>, <c>cumsum(m)·m + pad</c>. Positions the attention mask marks as
+    /// padding are also counted as pad, whatever id the batcher padded with; on real tokens this is transformers' formula.
+    /// </summary>
+    public static Tensor PaddingOffsetPositionIds(Tensor inputIds, Tensor? attentionMask, int pad)
+    {
+        using var scope = NewDisposeScope();
+        var m = inputIds.ne(pad);
+        if (attentionMask is not null) m = m.logical_and(attentionMask.ne(0));
+        var mi = m.to(ScalarType.Int64);
+        var pos = mi.cumsum(1, ScalarType.Int64).mul_(mi).add_(pad);
+        return pos.MoveToOuterDisposeScope();
+    }
+
+    public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds, Tensor attentionMask)
     {
         var t = inputIds.shape[1];
-        using var positions = arange(t, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+        using var positions = _positions == BertPositions.PaddingOffset
+            ? PaddingOffsetPositionIds(inputIds, attentionMask, _pad)
+            : arange(t, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
         using var words = word_embeddings.forward(inputIds);
         using var pos = position_embeddings.forward(positions);
         using var tt = tokenTypeIds is null
@@ -181,7 +216,10 @@ internal sealed class BertEncoder : nn.Module<Tensor, Tensor?, Tensor>
     }
 }
 
-/// <summary><c>BertModel</c> as a backbone: embeddings and encoder (the pooler's weights are ignored).</summary>
+/// <summary>
+/// <c>BertModel</c> as a backbone: embeddings and encoder (the pooler's weights are ignored). With
+/// <see cref="BertPositions.PaddingOffset"/> it is transformers' <c>RobertaModel</c> / <c>XLMRobertaModel</c>.
+/// </summary>
 internal sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>, IBackbone
 {
     private readonly BertEmbeddings embeddings;
@@ -199,7 +237,13 @@ internal sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>, IB
 
     public int HiddenSize => _config.HiddenSize;
     public int VocabSize => _config.VocabSize;
-    public int? MaxPositions => _config.MaxPositionEmbeddings;
+    /// <summary>
+    /// The position table's rows; RoBERTa spends <c>pad + 1</c> of them (positions count from <c>pad + 1</c>), so
+    /// 514 rows with pad 1 give 512 tokens.
+    /// </summary>
+    public int? MaxPositions => _config.Positions == BertPositions.PaddingOffset
+        ? _config.MaxPositionEmbeddings - _config.PadTokenId - 1
+        : _config.MaxPositionEmbeddings;
     public bool IsCausal => false;
 
     /// <summary>Weights that BERT checkpoints carry and a pooling model does not use.</summary>
@@ -216,7 +260,7 @@ internal sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>, IB
     /// <summary>The full forward with explicit token type ids (the engine passes none: all zero, as vLLM and HF do).</summary>
     public override Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor? tokenTypeIds)
     {
-        using var h = embeddings.forward(inputIds, tokenTypeIds);
+        using var h = embeddings.forward(inputIds, tokenTypeIds, attentionMask);
         using var mask = Attention.KeyPaddingMask(attentionMask, h.dtype);
         return encoder.forward(h, mask);
     }

@@ -69,17 +69,30 @@ internal sealed class ProjectionHead : IDisposable
     {
         if (!weights.Contains(key))
             throw new ModelLoadException($"Weight '{key}' (the ColBERT projection, [dim, {hidden}]) is missing from the checkpoint.", tensorName: key);
-        var info = weights.Get(key);
-        if (info.Shape.Length != 2 || info.Shape[1] != hidden || info.Shape[0] <= 0)
-            throw new ModelLoadException(
-                $"Weight '{key}' in '{info.FilePath}' has shape [{string.Join(", ", info.Shape)}]; the ColBERT projection must be [dim, {hidden}].",
-                info.FilePath, key);
-        var w = WeightLoader.ReadFloat32(weights, key, info.Shape, consumed);
-        var biasKey = key[..^"weight".Length] + "bias";
+        var biasKey = BiasKeyOf(key);
         if (weights.Contains(biasKey))
             throw new ModelLoadException($"Weight '{biasKey}' is unexpected: the colbert-ai projection has no bias.", weights.Get(biasKey).FilePath, biasKey);
-        return new ProjectionHead([new DenseLayer(w, null, "identity")]);
+        return LinearWithOptionalBias(weights, key, hidden, consumed);
     }
+
+    /// <summary>
+    /// A single linear projection <c>weightKey</c> [dim, hidden] with an optional bias (the key with <c>weight</c> →
+    /// <c>bias</c>), such as BGE-M3's <c>colbert_linear</c>.
+    /// </summary>
+    public static ProjectionHead LinearWithOptionalBias(WeightSet weights, string weightKey, int hidden, ISet<string> consumed)
+    {
+        var info = weights.Get(weightKey);
+        if (info.Shape.Length != 2 || info.Shape[1] != hidden || info.Shape[0] <= 0)
+            throw new ModelLoadException(
+                $"Weight '{weightKey}' in '{info.FilePath}' has shape [{string.Join(", ", info.Shape)}]; the projection must be [dim, {hidden}].",
+                info.FilePath, weightKey);
+        var biasKey = BiasKeyOf(weightKey);
+        var b = weights.Contains(biasKey) ? WeightLoader.ReadFloat32(weights, biasKey, [info.Shape[0]], consumed) : null;
+        var w = WeightLoader.ReadFloat32(weights, weightKey, info.Shape, consumed);
+        return new ProjectionHead([new DenseLayer(w, b, "identity")]);
+    }
+
+    private static string BiasKeyOf(string weightKey) => weightKey[..^"weight".Length] + "bias";
 
     /// <summary>The Dense modules of a sentence-transformers / PyLate folder, checked against their configs and the hidden size.</summary>
     public static ProjectionHead FromDenseModules(IReadOnlyList<DenseModuleSpec> specs, WeightSet weights, int hidden, ISet<string> consumed)

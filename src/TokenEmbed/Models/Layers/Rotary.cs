@@ -82,6 +82,21 @@ internal sealed class Rotary : IDisposable
         return y.to(x.dtype);
     }
 
+    /// <summary>
+    /// Partial rotary (flash-attn's <c>apply_rotary_emb</c> with <c>rotary_dim &lt; head_dim</c>): rotates the first
+    /// <c>cos.shape[-1]</c> features of <paramref name="x"/> [B, heads, T, hd] and passes the rest through unchanged.
+    /// </summary>
+    public static Tensor ApplyPartial(Tensor x, Tensor cos, Tensor sin)
+    {
+        var rd = cos.shape[^1];
+        var hd = x.shape[^1];
+        if (rd == hd) return Apply(x, cos, sin);
+        using var head = x.narrow(-1, 0, rd);
+        using var tail = x.narrow(-1, rd, hd - rd);
+        using var rotated = Apply(head, cos, sin);
+        return cat([rotated, tail], -1);
+    }
+
     /// <inheritdoc />
     public void Dispose() => _invFreq.Dispose();
 }
