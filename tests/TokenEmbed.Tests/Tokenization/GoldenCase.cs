@@ -13,9 +13,12 @@ internal sealed record GoldenCase(string Fixture, string Name, string Text, int[
     public static string Folder(string fixture) => TestPaths.Fixture("tokenizers", fixture);
 
     /// <summary>Reads the cases of a fixture's goldens.json.</summary>
-    public static IReadOnlyList<GoldenCase> Load(string fixture)
+    public static IReadOnlyList<GoldenCase> Load(string fixture) => Load(fixture, "goldens.json");
+
+    /// <summary>Reads the cases of one goldens file of a fixture.</summary>
+    public static IReadOnlyList<GoldenCase> Load(string fixture, string goldensFile)
     {
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(Folder(fixture), "goldens.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(Folder(fixture), goldensFile)));
         var cases = new List<GoldenCase>();
         foreach (var c in doc.RootElement.GetProperty("cases").EnumerateArray())
         {
