@@ -1,5 +1,6 @@
 using System.Text.Json;
 using TokenEmbed.Tests.Support;
+using TokenEmbed.Tokenization;
 
 namespace TokenEmbed.Tests.Tokenization;
 
@@ -30,6 +31,21 @@ internal sealed record GoldenCase(string Fixture, string Name, string Text, int[
                 c.GetProperty("ids_no_special").EnumerateArray().Select(x => x.GetInt32()).ToArray()));
         }
         return cases;
+    }
+
+    /// <summary>
+    /// Encodes every case <paramref name="repeats"/> times from several threads at once; returns the names of the
+    /// cases whose ids (with special tokens) differed from the golden.
+    /// </summary>
+    public static IReadOnlyCollection<string> ParallelMismatches(TextTokenizer tokenizer, IReadOnlyList<GoldenCase> cases, int repeats, int threads)
+    {
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Parallel.For(0, repeats * cases.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
+        {
+            var c = cases[i % cases.Count];
+            if (!tokenizer.Encode(c.Text).SequenceEqual(c.Ids)) failures.Add(c.Name);
+        });
+        return failures;
     }
 
     public override string ToString() => $"{Fixture}/{Name}";
