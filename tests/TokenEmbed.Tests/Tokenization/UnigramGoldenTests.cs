@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Text.Json;
 using NUnit.Framework;
 using TokenEmbed.Tests.Support;
 using TokenEmbed.Tokenization;
@@ -68,6 +69,35 @@ public sealed class UnigramGoldenTests
             Assert.That(t.IdToToken(5), Is.EqualTo("\u2581"));
             Assert.That(t.IdToToken(1002), Is.Null);
             Assert.That(t.ApplyPostProcessor([7, 8]), Is.EqualTo(new[] { 0, 7, 8, 2 }));
+        });
+    }
+
+    /// <summary>
+    /// 600 random texts (mixed scripts, combining sequences, ZWJ emoji, special-token fragments, whitespace runs;
+    /// goldens.fuzz.json from fuzz-goldens.mjs) give Hugging Face's ids, with and without special tokens.
+    /// </summary>
+    [TestCase("current")]
+    [TestCase("legacy")]
+    public void Random_texts_match_the_fuzz_goldens(string layout)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(GoldenCase.Folder(Fixture), "goldens.fuzz.json")));
+        var t = Tokenizer(layout);
+        var mismatches = new List<string>();
+        int total = 0;
+        foreach (var c in doc.RootElement.GetProperty("layouts").GetProperty(layout).EnumerateArray())
+        {
+            total++;
+            string text = c.GetProperty("text").GetString()!;
+            int[] ids = c.GetProperty("ids").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+            int[] plain = c.GetProperty("ids_no_special").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+            if (!t.Encode(text, addSpecialTokens: true).SequenceEqual(ids) || !t.Encode(text, addSpecialTokens: false).SequenceEqual(plain))
+                mismatches.Add(JsonSerializer.Serialize(text));
+        }
+        TestContext.Out.WriteLine($"{layout}: {total - mismatches.Count}/{total} random texts match");
+        Assert.Multiple(() =>
+        {
+            Assert.That(total, Is.EqualTo(600));
+            Assert.That(mismatches, Is.Empty);
         });
     }
 
