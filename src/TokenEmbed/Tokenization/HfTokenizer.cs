@@ -71,22 +71,22 @@ internal sealed class HfTokenizer : TextTokenizer
             {
                 if (s.Length == 0) continue;
                 if (s.Id >= 0) state.Ids.Add(s.Id);
-                else EncodeRawPiece(s.Start == 0 && s.Length == text.Length ? text : text.Substring(s.Start, s.Length), state);
+                else EncodeRawPiece(s.Start == 0 && s.Length == text.Length ? text : text.Substring(s.Start, s.Length), s.Start == 0, state);
             }
         }
         else if (text.Length > 0)
         {
-            EncodeRawPiece(text, state);
+            EncodeRawPiece(text, atInputStart: true, state);
         }
     }
 
-    private void EncodeRawPiece(string piece, EncodeState state)
+    private void EncodeRawPiece(string piece, bool atInputStart, EncodeState state)
     {
         string normalized = _normalizer?.Normalize(piece) ?? piece;
         if (normalized.Length == 0) return;
         if (!_added.HasNormalizedTokens)
         {
-            EncodeWords(normalized.AsMemory(), state);
+            EncodeWords(normalized.AsMemory(), atInputStart, state);
             return;
         }
         var segments = state.NormalizedSegments;
@@ -96,11 +96,11 @@ internal sealed class HfTokenizer : TextTokenizer
         {
             if (s.Length == 0) continue;
             if (s.Id >= 0) state.Ids.Add(s.Id);
-            else EncodeWords(normalized.AsMemory(s.Start, s.Length), state);
+            else EncodeWords(normalized.AsMemory(s.Start, s.Length), atInputStart && s.Start == 0, state);
         }
     }
 
-    private void EncodeWords(ReadOnlyMemory<char> text, EncodeState state)
+    private void EncodeWords(ReadOnlyMemory<char> text, bool atInputStart, EncodeState state)
     {
         if (_preTokenizer is null)
         {
@@ -109,7 +109,7 @@ internal sealed class HfTokenizer : TextTokenizer
         }
         var words = state.Words;
         words.Clear();
-        _preTokenizer.PreTokenize(text, words);
+        _preTokenizer.PreTokenize(text, words, atInputStart);
         _model.TokenizeWords(text, words, state.Ids);
     }
 

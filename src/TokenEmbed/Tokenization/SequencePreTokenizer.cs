@@ -7,7 +7,10 @@ internal sealed class SequencePreTokenizer : TextPreTokenizer
 
     public SequencePreTokenizer(IEnumerable<TextPreTokenizer> preTokenizers) => _preTokenizers = preTokenizers.ToArray();
 
-    public override void PreTokenize(ReadOnlyMemory<char> text, List<ReadOnlyMemory<char>> words)
+    public override void PreTokenize(ReadOnlyMemory<char> text, List<ReadOnlyMemory<char>> words) =>
+        PreTokenize(text, words, atInputStart: true);
+
+    public override void PreTokenize(ReadOnlyMemory<char> text, List<ReadOnlyMemory<char>> words, bool atInputStart)
     {
         if (_preTokenizers.Length == 0)
         {
@@ -16,7 +19,7 @@ internal sealed class SequencePreTokenizer : TextPreTokenizer
         }
         if (_preTokenizers.Length == 1)
         {
-            _preTokenizers[0].PreTokenize(text, words);
+            _preTokenizers[0].PreTokenize(text, words, atInputStart);
             return;
         }
         var current = new List<ReadOnlyMemory<char>> { text };
@@ -24,12 +27,24 @@ internal sealed class SequencePreTokenizer : TextPreTokenizer
         for (int p = 0; p < _preTokenizers.Length; p++)
         {
             var target = p == _preTokenizers.Length - 1 ? words : next;
-            foreach (var piece in current) _preTokenizers[p].PreTokenize(piece, target);
+            for (int i = 0; i < current.Count; i++)
+                _preTokenizers[p].PreTokenize(current[i], target, atInputStart && i == 0 && StartsTogether(current[i], text));
             if (target == next)
             {
                 (current, next) = (next, current);
                 next.Clear();
             }
         }
+    }
+
+    // Whether a piece begins where the text does: the same position of the same string, or (a rewritten piece,
+    // e.g. by Metaspace) any first piece.
+    private static bool StartsTogether(ReadOnlyMemory<char> piece, ReadOnlyMemory<char> text)
+    {
+        if (!System.Runtime.InteropServices.MemoryMarshal.TryGetString(piece, out string? a, out int aStart, out _)
+            || !System.Runtime.InteropServices.MemoryMarshal.TryGetString(text, out string? b, out int bStart, out _)
+            || !ReferenceEquals(a, b))
+            return true;
+        return aStart == bStart;
     }
 }

@@ -40,8 +40,31 @@ internal abstract class TextNormalizer
                 return new UnicodeFormNormalizer(System.Text.NormalizationForm.FormKD);
             case "Lowercase":
                 return new LowercaseNormalizer();
+            case "Precompiled":
+                return PrecompiledFromJson(json);
+            case "Strip":
+                return new StripNormalizer(json.GetBool("strip_left", true), json.GetBool("strip_right", true));
+            case "Replace":
+                return ReplaceNormalizer.FromReplaceJson(json);
             default:
                 throw json.Unsupported("normalizer");
         }
+    }
+
+    // precompiled_charsmap: base64 of SentencePiece's compiled rules; an empty one (some converted files) changes nothing.
+    private static TextNormalizer? PrecompiledFromJson(JsonComponent json)
+    {
+        string encoded = json.GetString("precompiled_charsmap") ?? string.Empty;
+        byte[] blob;
+        try
+        {
+            blob = Convert.FromBase64String(encoded);
+        }
+        catch (FormatException)
+        {
+            throw json.Invalid($"{json.Path}.precompiled_charsmap is not base64");
+        }
+        if (blob.Length == 0) return null;
+        return new PrecompiledNormalizer(blob, message => json.Invalid($"{json.Path}.{message}"));
     }
 }

@@ -11,6 +11,14 @@ internal abstract class TextPreTokenizer
     public abstract void PreTokenize(ReadOnlyMemory<char> text, List<ReadOnlyMemory<char>> words);
 
     /// <summary>
+    /// As <see cref="PreTokenize(ReadOnlyMemory{char}, List{ReadOnlyMemory{char}})"/>, told whether
+    /// <paramref name="text"/> begins at the start of the input (Hugging Face's <c>offsets_original().0 == 0</c>,
+    /// which Metaspace's <c>prepend_scheme: first</c> tests).
+    /// </summary>
+    public virtual void PreTokenize(ReadOnlyMemory<char> text, List<ReadOnlyMemory<char>> words, bool atInputStart) =>
+        PreTokenize(text, words);
+
+    /// <summary>
     /// Builds the pre-tokenizer a <c>tokenizer.json</c> <c>pre_tokenizer</c> object describes (null for none);
     /// an unsupported type throws <see cref="ModelLoadException"/>.
     /// </summary>
@@ -23,6 +31,8 @@ internal abstract class TextPreTokenizer
                 return new BertPreTokenizer();
             case "WhitespaceSplit":
                 return new WhitespaceSplitPreTokenizer();
+            case "Metaspace":
+                return MetaspacePreTokenizer.FromMetaspaceJson(json);
             case "Sequence":
                 var parts = new List<TextPreTokenizer>();
                 foreach (var item in json.GetComponents("pretokenizers"))

@@ -37,6 +37,7 @@ internal abstract class TokenModel
     public static TokenModel FromJson(JsonComponent json) => json.Type switch
     {
         "WordPiece" => WordPieceModel.FromWordPieceJson(json),
+        "Unigram" => UnigramModel.FromUnigramJson(json),
         _ => throw json.Unsupported("model"),
     };
 }

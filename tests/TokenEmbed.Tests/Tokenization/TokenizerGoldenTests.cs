@@ -70,14 +70,7 @@ public sealed class TokenizerGoldenTests
     public void Encoding_is_thread_safe()
     {
         var cases = GoldenCase.Load("answerai-colbert-small-v1");
-        var t = Tokenizer("answerai-colbert-small-v1");
-        var failures = new ConcurrentBag<string>();
-        Parallel.For(0, 8 * cases.Count, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
-        {
-            var c = cases[i % cases.Count];
-            if (!t.Encode(c.Text).SequenceEqual(c.Ids)) failures.Add(c.Name);
-        });
-        Assert.That(failures, Is.Empty);
+        Assert.That(GoldenCase.ParallelMismatches(Tokenizer("answerai-colbert-small-v1"), cases, repeats: 8, threads: 8), Is.Empty);
     }
 
     private static TextTokenizer Tokenizer(string fixture) =>
