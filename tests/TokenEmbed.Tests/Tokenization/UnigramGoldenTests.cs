@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Text.Json;
 using NUnit.Framework;
 using TokenEmbed.Tests.Support;
@@ -117,28 +116,6 @@ public sealed class UnigramGoldenTests
             Assert.That(() => t.Encode("\uFFFE\uFFFF\u0000 \U0010FFFF"), Throws.Nothing);
             Assert.That(() => t.Encode(null!), Throws.ArgumentNullException);
         });
-    }
-
-    /// <summary>Measures (and prints) Encode of the longest golden case; a loose bound only catches pathologies.</summary>
-    [TestCase("current")]
-    [TestCase("legacy")]
-    public void Encode_time_of_the_longest_case(string layout)
-    {
-        var c = GoldenCase.Load(Fixture, Layouts[layout].Goldens).MaxBy(x => x.Text.Length)!;
-        var t = Tokenizer(layout);
-        for (int i = 0; i < 3; i++) t.Encode(c.Text);   // warm-up (JIT)
-        const int runs = 20;
-        var times = new double[runs];
-        for (int i = 0; i < runs; i++)
-        {
-            var sw = Stopwatch.StartNew();
-            var ids = t.Encode(c.Text);
-            times[i] = sw.Elapsed.TotalMilliseconds;
-            Assert.That(ids, Is.EqualTo(c.Ids));
-        }
-        Array.Sort(times);
-        TestContext.Out.WriteLine($"{layout}/{c.Name}: {c.Text.Length} chars, {c.Ids.Length} ids, Encode median {times[runs / 2]:F3} ms, min {times[0]:F3} ms");
-        Assert.That(times[runs / 2], Is.LessThan(500), "Encode of ~2000 words should take milliseconds");
     }
 
     /// <summary>The tokenizer of a layout; the legacy file is loaded from a temporary folder as tokenizer.json.</summary>
