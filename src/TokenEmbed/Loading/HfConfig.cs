@@ -10,11 +10,13 @@ namespace TokenEmbed.Loading;
 internal sealed class HfConfig
 {
     private readonly JsonObject _root;
+    private readonly string _fieldPrefix;
 
-    private HfConfig(JsonObject root, string filePath)
+    private HfConfig(JsonObject root, string filePath, string fieldPrefix = "")
     {
         _root = root;
         FilePath = filePath;
+        _fieldPrefix = fieldPrefix;
     }
 
     /// <summary>The file it was read from.</summary>
@@ -64,7 +66,7 @@ internal sealed class HfConfig
         }
         catch (Exception e) when (e is FormatException or InvalidOperationException)
         {
-            throw new ModelLoadException($"'{FilePath}': field '{name}' must be an integer, found {n.ToJsonString()}.", FilePath, innerException: e);
+            throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be an integer, found {n.ToJsonString()}.", FilePath, innerException: e);
         }
     }
 
@@ -79,7 +81,7 @@ internal sealed class HfConfig
         try { return n.GetValue<double>(); }
         catch (Exception e) when (e is FormatException or InvalidOperationException)
         {
-            throw new ModelLoadException($"'{FilePath}': field '{name}' must be a number, found {n.ToJsonString()}.", FilePath, innerException: e);
+            throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a number, found {n.ToJsonString()}.", FilePath, innerException: e);
         }
     }
 
@@ -89,14 +91,58 @@ internal sealed class HfConfig
         var n = _root[name];
         if (n is null) return fallback;
         if (n is JsonValue v && v.TryGetValue<string>(out var s)) return s;
-        throw new ModelLoadException($"'{FilePath}': field '{name}' must be a string, found {n.ToJsonString()}.", FilePath);
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a string, found {n.ToJsonString()}.", FilePath);
+    }
+
+    /// <summary>Whether the field is present with an explicit JSON null (some fields mean "off" when null, their default when absent).</summary>
+    public bool IsExplicitNull(string name) => _root.TryGetPropertyValue(name, out var n) && n is null;
+
+    /// <summary>A boolean field, or <paramref name="fallback"/> when absent or null.</summary>
+    public bool GetBool(string name, bool fallback)
+    {
+        var n = _root[name];
+        if (n is null) return fallback;
+        if (n is JsonValue v && v.TryGetValue<bool>(out var b)) return b;
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be true or false, found {n.ToJsonString()}.", FilePath);
+    }
+
+    /// <summary>A list-of-strings field, or null when absent or null.</summary>
+    public IReadOnlyList<string>? GetStringList(string name)
+    {
+        var n = _root[name];
+        if (n is null) return null;
+        if (n is JsonArray a && a.All(x => x is JsonValue v && v.TryGetValue<string>(out _)))
+            return a.Select(x => x!.GetValue<string>()).ToArray();
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a list of strings, found {n.ToJsonString()}.", FilePath);
+    }
+
+    /// <summary>A list-of-integers field, or null when absent or null.</summary>
+    public IReadOnlyList<int>? GetIntList(string name)
+    {
+        var n = _root[name];
+        if (n is null) return null;
+        if (n is JsonArray a && a.All(x => x is JsonValue v && v.TryGetValue<double>(out var d) && d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue))
+            return a.Select(x => (int)x!.GetValue<double>()).ToArray();
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a list of integers, found {n.ToJsonString()}.", FilePath);
+    }
+
+    /// <summary>
+    /// A nested object field (e.g. <c>rope_parameters</c>) as a config whose errors name <c>parent.field</c>, or null when
+    /// absent or null.
+    /// </summary>
+    public HfConfig? GetSection(string name)
+    {
+        var n = _root[name];
+        if (n is null) return null;
+        if (n is JsonObject o) return new HfConfig(o, FilePath, _fieldPrefix + name + ".");
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be an object, found {n.ToJsonString()}.", FilePath);
     }
 
     /// <summary>A positive integer field with a default; zero or negative values are errors naming the field.</summary>
     public int GetPositiveInt(string name, int fallback)
     {
         var v = GetInt(name, fallback);
-        if (v <= 0) throw new ModelLoadException($"'{FilePath}': field '{name}' must be positive, found {v}.", FilePath);
+        if (v <= 0) throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be positive, found {v}.", FilePath);
         return v;
     }
 }
