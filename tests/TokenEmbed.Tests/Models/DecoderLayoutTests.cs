@@ -53,6 +53,27 @@ public sealed class DecoderLayoutTests
     }
 
     [Test]
+    public void Qwen3EmbeddingSentenceTransformersLayoutPoolsTheLastToken()
+    {
+        // Qwen3-Embedding folders: Qwen3Model weights + 1_Pooling (pooling_mode_lasttoken) + 2_Normalize.
+        var g = DecoderGolden.Load("qwen3");
+        using var f = Build(g, _ => { }, _ => { });
+        File.WriteAllText(f.File("modules.json"),
+            """[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},{"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"},{"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}]""");
+        Directory.CreateDirectory(f.File("1_Pooling"));
+        File.WriteAllText(f.File("1_Pooling/config.json"),
+            """{"word_embedding_dimension":64,"pooling_mode_cls_token":false,"pooling_mode_mean_tokens":false,"pooling_mode_max_tokens":false,"pooling_mode_mean_sqrt_len_tokens":false,"pooling_mode_weightedmean_tokens":false,"pooling_mode_lasttoken":true,"include_prompt":true}""");
+        using var llm = new Llm(f.Path, Cpu);
+        Assert.That(llm.IsLateInteraction, Is.False);
+        var embed = llm.Encode(g.TokenPrompts, PoolingTask.Embed);
+        var max = 0f;
+        for (var r = 0; r < g.B; r++)
+            max = Math.Max(max, Reference.MaxAbsDiff(embed[r].Outputs.Data, Reference.Normalize(g.Last(r), g.H)));
+        TestContext.Out.WriteLine($"Qwen3Model + 1_Pooling lasttoken: embed vs normalized golden last token {max:E2}");
+        Assert.That(max, Is.LessThanOrEqualTo(1e-4f));
+    }
+
+    [Test]
     public void TiedCausalLmWithoutLmHeadLoads()
     {
         // llama_rope_llama3 has tie_word_embeddings: true; LFM2 checkpoints are tied too.
@@ -71,7 +92,7 @@ public sealed class DecoderLayoutTests
     public void Qwen2WithZeroQkvBiasesIsLlama()
     {
         // Qwen2 = Llama + q/k/v biases (no q/k norm). With zero biases and the llama golden's weights, head_dim,
-        // eps and RoPE, it must reproduce the llama golden; a non-zero bias value is only covered through nn.Linear.
+        // eps and RoPE, it must reproduce the llama golden (non-zero biases: the plain-reference test below).
         var g = DecoderGolden.Load("llama");
         using var f = Build(g, c =>
         {
@@ -97,6 +118,44 @@ public sealed class DecoderLayoutTests
         // The same folder without the biases is not a Qwen2 checkpoint.
         using var noBias = Build(g, c => { Architecture(c, "Qwen2Model"); c["model_type"] = "qwen2"; }, _ => { });
         Assert.That(LoadFails(noBias.Path).TensorName, Is.EqualTo("layers.0.self_attn.q_proj.bias"));
+    }
+
+    [Test]
+    public void Qwen2WithNonZeroBiasesMatchesThePlainReference()
+    {
+        var llama = DecoderGolden.Load("llama");
+        var qwen3 = DecoderGolden.Load("qwen3");
+        var llamaShape = new ReferenceDecoder.Shape(64, 4, 2, 16, 2, 1e-5, 500000.0, QkNorm: false);
+        // First the plain reference itself against transformers (llama, and qwen3 for the q/k norm path).
+        var llamaWeights = Checkpoints.ReadAll(llama.Folder);
+        var qwen3Weights = Checkpoints.ReadAll(qwen3.Folder);
+        var refMax = 0f;
+        for (var r = 0; r < 2; r++)
+        {
+            refMax = Math.Max(refMax, Reference.MaxAbsDiff(ReferenceDecoder.Forward(llamaWeights, llama.Prompts[r], llamaShape), llama.Rows(r)));
+            refMax = Math.Max(refMax, Reference.MaxAbsDiff(
+                ReferenceDecoder.Forward(qwen3Weights, qwen3.Prompts[r], new ReferenceDecoder.Shape(64, 4, 2, 32, 2, 1e-6, 1e6, QkNorm: true)), qwen3.Rows(r)));
+        }
+        Assert.That(refMax, Is.LessThanOrEqualTo(1e-4f), "the plain reference reproduces the llama and qwen3 goldens");
+
+        var biases = new Dictionary<string, (long[] Shape, float[] Data)>();
+        for (var i = 0; i < 2; i++)
+        {
+            biases[$"layers.{i}.self_attn.q_proj.bias"] = ([64], Reference.Gaussian(64, seed: 100 + i, scale: 0.3));
+            biases[$"layers.{i}.self_attn.k_proj.bias"] = ([32], Reference.Gaussian(32, seed: 200 + i, scale: 0.3));
+            biases[$"layers.{i}.self_attn.v_proj.bias"] = ([32], Reference.Gaussian(32, seed: 300 + i, scale: 0.3));
+        }
+        using var f = Build(llama, c => { Architecture(c, "Qwen2ForCausalLM"); c["model_type"] = "qwen2"; },
+            t => { foreach (var (k, v) in biases) t["model." + k] = v; }, prefix: "model.");
+        using var llm = new Llm(f.Path, Cpu);
+        var withBiases = new Dictionary<string, (long[] Shape, float[] Data)>(llamaWeights);
+        foreach (var (k, v) in biases) withBiases[k] = v;
+        var outputs = llm.Encode(llama.TokenPrompts, PoolingTask.TokenEmbed, new PoolingParams { Normalize = false });
+        var max = DecoderGolden.Compare(outputs, r => ReferenceDecoder.Forward(withBiases, llama.Prompts[r], llamaShape), 64, out var n);
+        var effect = DecoderGolden.Compare(outputs, llama.Rows, 64, out _);
+        TestContext.Out.WriteLine($"plain reference vs goldens {refMax:E2}; Qwen2ForCausalLM with q/k/v biases vs plain reference {max:E2} over {n} tokens (bias effect vs llama golden {effect:E2})");
+        Assert.That(max, Is.LessThanOrEqualTo(1e-4f));
+        Assert.That(effect, Is.GreaterThan(1e-2f), "the biases change the output");
     }
 
     private const int ColDim = 16;
