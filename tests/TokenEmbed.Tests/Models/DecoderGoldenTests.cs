@@ -52,6 +52,32 @@ internal sealed class DecoderGolden
         return max;
     }
 
+    /// <summary>Max |diff| of Embed outputs (one vector per prompt) against <paramref name="expected"/>(row), checking shapes.</summary>
+    public static float CompareEmbed(IReadOnlyList<PoolingRequestOutput> outputs, Func<int, float[]> expected)
+    {
+        var max = 0f;
+        for (var r = 0; r < outputs.Count; r++)
+        {
+            var e = expected(r);
+            Assert.That(outputs[r].Outputs.Shape, Is.EqualTo(new[] { e.Length }), $"row {r} shape");
+            max = Math.Max(max, Reference.MaxAbsDiff(outputs[r].Outputs.Data, e));
+        }
+        return max;
+    }
+
+    /// <summary>
+    /// Checks TokenEmbed and Embed (default parameters: normalized) against <paramref name="expected"/> applied to the golden
+    /// hidden states of all valid tokens and of the last valid token ([n, H] → [n, width]); both within 1e-4.
+    /// </summary>
+    public void CheckTokenEmbedAndLastTokenEmbed(Llm llm, Func<float[], float[]> expected, int width, string label)
+    {
+        var maxTokens = Compare(llm.Encode(TokenPrompts, PoolingTask.TokenEmbed), r => expected(Rows(r)), width, out var n);
+        var maxEmbed = CompareEmbed(llm.Encode(TokenPrompts, PoolingTask.Embed), r => expected(Last(r)));
+        TestContext.Out.WriteLine($"{label}: token_embed max |diff| {maxTokens:E2} over {n} tokens; embed (last token) {maxEmbed:E2}");
+        Assert.That(maxTokens, Is.LessThanOrEqualTo(1e-4f));
+        Assert.That(maxEmbed, Is.LessThanOrEqualTo(1e-4f));
+    }
+
     /// <summary>Copies the golden's weights and config.json into <paramref name="target"/>, editing the config.</summary>
     public void CopyTo(TempFolder target, Action<JsonObject> editConfig)
     {

@@ -38,18 +38,7 @@ public sealed class DecoderLayoutTests
         Assert.That(llm.Architecture, Is.EqualTo("Qwen3ForCausalLM"));
         Assert.That(llm.Dimension, Is.EqualTo(64));
 
-        var tokens = llm.Encode(g.TokenPrompts, PoolingTask.TokenEmbed);
-        var maxTokens = DecoderGolden.Compare(tokens, r => Reference.Normalize(g.Rows(r), g.H), g.H, out var n);
-        var embed = llm.Encode(g.TokenPrompts, PoolingTask.Embed);
-        var maxEmbed = 0f;
-        for (var r = 0; r < g.B; r++)
-        {
-            Assert.That(embed[r].Outputs.Shape, Is.EqualTo(new[] { g.H }));
-            maxEmbed = Math.Max(maxEmbed, Reference.MaxAbsDiff(embed[r].Outputs.Data, Reference.Normalize(g.Last(r), g.H)));
-        }
-        TestContext.Out.WriteLine($"Qwen3ForCausalLM (model.* + lm_head): token_embed vs normalized golden {maxTokens:E2} over {n} tokens; embed vs normalized last token {maxEmbed:E2}");
-        Assert.That(maxTokens, Is.LessThanOrEqualTo(1e-4f));
-        Assert.That(maxEmbed, Is.LessThanOrEqualTo(1e-4f));
+        g.CheckTokenEmbedAndLastTokenEmbed(llm, rows => Reference.Normalize(rows, g.H), g.H, "Qwen3ForCausalLM (model.* + lm_head) vs normalized golden");
     }
 
     [Test]
@@ -65,10 +54,7 @@ public sealed class DecoderLayoutTests
             """{"word_embedding_dimension":64,"pooling_mode_cls_token":false,"pooling_mode_mean_tokens":false,"pooling_mode_max_tokens":false,"pooling_mode_mean_sqrt_len_tokens":false,"pooling_mode_weightedmean_tokens":false,"pooling_mode_lasttoken":true,"include_prompt":true}""");
         using var llm = new Llm(f.Path, Cpu);
         Assert.That(llm.IsLateInteraction, Is.False);
-        var embed = llm.Encode(g.TokenPrompts, PoolingTask.Embed);
-        var max = 0f;
-        for (var r = 0; r < g.B; r++)
-            max = Math.Max(max, Reference.MaxAbsDiff(embed[r].Outputs.Data, Reference.Normalize(g.Last(r), g.H)));
+        var max = DecoderGolden.CompareEmbed(llm.Encode(g.TokenPrompts, PoolingTask.Embed), r => Reference.Normalize(g.Last(r), g.H));
         TestContext.Out.WriteLine($"Qwen3Model + 1_Pooling lasttoken: embed vs normalized golden last token {max:E2}");
         Assert.That(max, Is.LessThanOrEqualTo(1e-4f));
     }
@@ -185,15 +171,8 @@ public sealed class DecoderLayoutTests
         Assert.That(llm.Dimension, Is.EqualTo(ColDim));
         Assert.That(llm.IsLateInteraction, Is.True);
 
-        var tokens = llm.Encode(g.TokenPrompts, PoolingTask.TokenEmbed);
-        var maxTokens = DecoderGolden.Compare(tokens, r => Reference.Normalize(Reference.Project(g.Rows(r), 64, w, ColDim), ColDim), ColDim, out var n);
-        var embed = llm.Encode(g.TokenPrompts, PoolingTask.Embed);
-        var maxEmbed = 0f;
-        for (var r = 0; r < g.B; r++)
-            maxEmbed = Math.Max(maxEmbed, Reference.MaxAbsDiff(embed[r].Outputs.Data, Reference.Normalize(Reference.Project(g.Last(r), 64, w, ColDim), ColDim)));
-        TestContext.Out.WriteLine($"{architecture} + PyLate 1_Dense: token_embed {maxTokens:E2} over {n} tokens; embed (last token) {maxEmbed:E2}");
-        Assert.That(maxTokens, Is.LessThanOrEqualTo(1e-4f));
-        Assert.That(maxEmbed, Is.LessThanOrEqualTo(1e-4f));
+        g.CheckTokenEmbedAndLastTokenEmbed(llm, rows => Reference.Normalize(Reference.Project(rows, 64, w, ColDim), ColDim), ColDim,
+            $"{architecture} + PyLate 1_Dense vs normalized projected golden");
     }
 
     [Test]

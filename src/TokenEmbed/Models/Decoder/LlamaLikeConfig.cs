@@ -5,8 +5,14 @@ namespace TokenEmbed.Models.Decoder;
 /// <summary>A family's configuration-class defaults for the fields older hub configs may omit.</summary>
 internal sealed record LlamaLikeDefaults(int VocabSize, int HiddenSize, int IntermediateSize, int NumLayers, int NumHeads, int MaxPositions, double RmsNormEps, double RopeTheta);
 
-/// <summary>Per-family switches of the Llama-style attention block.</summary>
-internal sealed record LlamaLikeOptions(bool QkNorm, bool QkvBias, bool OutputBias, bool MlpBias);
+/// <summary>Where a Llama-style family's projection biases come from.</summary>
+internal enum LlamaLikeBiases
+{
+    /// <summary>Llama, Qwen3: <c>attention_bias</c> adds biases to q/k/v/o, <c>mlp_bias</c> to gate/up/down (both default false).</summary>
+    FromConfig,
+    /// <summary>Qwen2: q/k/v always have biases, o_proj and the MLP never.</summary>
+    QkvOnly,
+}
 
 /// <summary>
 /// Reads the config.json fields Llama, Qwen2 and Qwen3 share (<c>configuration_llama.py</c>, <c>configuration_qwen2.py</c>,
@@ -14,7 +20,8 @@ internal sealed record LlamaLikeOptions(bool QkNorm, bool QkvBias, bool OutputBi
 /// </summary>
 internal static class LlamaLikeConfig
 {
-    public static DecoderSpec Read(HfConfig c, LlamaLikeDefaults d, Func<HfConfig, LlamaLikeOptions> options)
+    /// <summary>The spec of a Llama-style family; <paramref name="qkNorm"/>: per-head q/k RMSNorm before RoPE (Qwen3).</summary>
+    public static DecoderSpec Read(HfConfig c, LlamaLikeDefaults d, bool qkNorm, LlamaLikeBiases biases)
     {
         var hidden = c.GetPositiveInt("hidden_size", d.HiddenSize);
         var heads = c.GetPositiveInt("num_attention_heads", d.NumHeads);
@@ -35,7 +42,8 @@ internal static class LlamaLikeConfig
                 throw new ModelLoadException($"'{c.FilePath}': field 'layer_types' has '{bad}'; only 'full_attention' is supported for this family.", c.FilePath);
         }
 
-        var o = options(c);
+        var attentionBias = biases == LlamaLikeBiases.FromConfig && c.GetBool("attention_bias", false);
+        var mlpBias = biases == LlamaLikeBiases.FromConfig && c.GetBool("mlp_bias", false);
         return new DecoderSpec(
             DecoderNames.Llama,
             VocabSize: c.GetPositiveInt("vocab_size", d.VocabSize),
@@ -49,6 +57,6 @@ internal static class LlamaLikeConfig
             NormEps: c.GetDouble("rms_norm_eps", d.RmsNormEps),
             InverseFrequencies: RopeConfig.InverseFrequencies(c, headDim, d.RopeTheta),
             Layers: Enumerable.Repeat(DecoderLayerKind.Attention, layers).ToArray(),
-            QkNorm: o.QkNorm, QkvBias: o.QkvBias, OutputBias: o.OutputBias, MlpBias: o.MlpBias).Validate(c);
+            QkNorm: qkNorm, QkvBias: attentionBias || biases == LlamaLikeBiases.QkvOnly, OutputBias: attentionBias, MlpBias: mlpBias).Validate(c);
     }
 }

@@ -13,9 +13,5 @@ internal sealed class LlamaModel(HfConfig config) : DecoderModel(ReadSpec(config
     private static readonly LlamaLikeDefaults Defaults = new(32000, 4096, 11008, 32, 32, 2048, 1e-6, 10000.0);
 
     /// <summary>The decoder options config.json describes.</summary>
-    public static DecoderSpec ReadSpec(HfConfig c) => LlamaLikeConfig.Read(c, Defaults, cfg =>
-    {
-        var bias = cfg.GetBool("attention_bias", false);
-        return new LlamaLikeOptions(QkNorm: false, QkvBias: bias, OutputBias: bias, MlpBias: cfg.GetBool("mlp_bias", false));
-    });
+    public static DecoderSpec ReadSpec(HfConfig c) => LlamaLikeConfig.Read(c, Defaults, qkNorm: false, LlamaLikeBiases.FromConfig);
 }

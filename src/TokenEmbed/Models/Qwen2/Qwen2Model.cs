@@ -13,5 +13,5 @@ internal sealed class Qwen2Model(HfConfig config) : DecoderModel(ReadSpec(config
 
     /// <summary>The decoder options config.json describes.</summary>
     public static DecoderSpec ReadSpec(HfConfig c) =>
-        LlamaLikeConfig.Read(c, Defaults, _ => new LlamaLikeOptions(QkNorm: false, QkvBias: true, OutputBias: false, MlpBias: false));
+        LlamaLikeConfig.Read(c, Defaults, qkNorm: false, LlamaLikeBiases.QkvOnly);
 }

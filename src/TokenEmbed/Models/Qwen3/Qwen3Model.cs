@@ -13,9 +13,5 @@ internal sealed class Qwen3Model(HfConfig config) : DecoderModel(ReadSpec(config
     private static readonly LlamaLikeDefaults Defaults = new(151936, 4096, 22016, 32, 32, 32768, 1e-6, 10000.0);
 
     /// <summary>The decoder options config.json describes.</summary>
-    public static DecoderSpec ReadSpec(HfConfig c) => LlamaLikeConfig.Read(c, Defaults, cfg =>
-    {
-        var bias = cfg.GetBool("attention_bias", false);
-        return new LlamaLikeOptions(QkNorm: true, QkvBias: bias, OutputBias: bias, MlpBias: false);
-    });
+    public static DecoderSpec ReadSpec(HfConfig c) => LlamaLikeConfig.Read(c, Defaults, qkNorm: true, LlamaLikeBiases.FromConfig);
 }
