@@ -152,6 +152,18 @@ public sealed class DecoderGoldenTests
         Assert.That(maxEmbed, Is.LessThanOrEqualTo(1e-5f));
     }
 
+    [TestCase("qwen3")]
+    [TestCase("lfm2")]
+    public void BFloat16RunsCloseToTheFloat32Golden(string name)
+    {
+        // Half precision (what CUDA users get by default) on CPU: finite, and within bf16 rounding of the golden.
+        var g = DecoderGolden.Load(name);
+        using var llm = new Llm(g.Folder, new LlmOptions { Device = "cpu", DType = "bfloat16" });
+        var max = DecoderGolden.Compare(llm.Encode(g.TokenPrompts, PoolingTask.TokenEmbed, new PoolingParams { Normalize = false }), g.Rows, g.H, out _);
+        TestContext.Out.WriteLine($"{name} bfloat16 vs float32 golden: max |diff| = {max:E2}");
+        Assert.That(max, Is.LessThanOrEqualTo(0.25f));
+    }
+
     [Test]
     public void OlderRopeSpellingsLoad()
     {
