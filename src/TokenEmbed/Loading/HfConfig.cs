@@ -94,8 +94,13 @@ internal sealed class HfConfig
         throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a string, found {n.ToJsonString()}.", FilePath);
     }
 
-    /// <summary>Whether the field is present with an explicit JSON null (some fields mean "off" when null, their default when absent).</summary>
-    public bool IsExplicitNull(string name) => _root.TryGetPropertyValue(name, out var n) && n is null;
+    /// <summary>A positive integer field with a default; zero or negative values are errors naming the field.</summary>
+    public int GetPositiveInt(string name, int fallback)
+    {
+        var v = GetInt(name, fallback);
+        if (v <= 0) throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be positive, found {v}.", FilePath);
+        return v;
+    }
 
     /// <summary>A boolean field, or <paramref name="fallback"/> when absent or null.</summary>
     public bool GetBool(string name, bool fallback)
@@ -111,24 +116,27 @@ internal sealed class HfConfig
     {
         var n = _root[name];
         if (n is null) return null;
-        if (n is JsonArray a && a.All(x => x is JsonValue v && v.TryGetValue<string>(out _)))
-            return a.Select(x => x!.GetValue<string>()).ToArray();
+        if (n is JsonArray a && a.All(e => e is JsonValue ev && ev.TryGetValue<string>(out _)))
+            return a.Select(e => e!.GetValue<string>()).ToArray();
         throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a list of strings, found {n.ToJsonString()}.", FilePath);
     }
+
+    /// <summary>Whether the field is present with an explicit JSON null (some fields mean "off" when null, their default when absent).</summary>
+    public bool IsExplicitNull(string name) => _root.TryGetPropertyValue(name, out var n) && n is null;
 
     /// <summary>A list-of-integers field, or null when absent or null.</summary>
     public IReadOnlyList<int>? GetIntList(string name)
     {
         var n = _root[name];
         if (n is null) return null;
-        if (n is JsonArray a && a.All(x => x is JsonValue v && v.TryGetValue<double>(out var d) && d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue))
-            return a.Select(x => (int)x!.GetValue<double>()).ToArray();
+        if (n is JsonArray a && a.All(e => e is JsonValue ev && ev.TryGetValue<double>(out var d) && d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue))
+            return a.Select(e => (int)e!.GetValue<double>()).ToArray();
         throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a list of integers, found {n.ToJsonString()}.", FilePath);
     }
 
     /// <summary>
-    /// A nested object field (e.g. <c>rope_parameters</c>) as a config whose errors name <c>parent.field</c>, or null when
-    /// absent or null.
+    /// A nested object field as a config whose errors name the full field path (e.g. <c>rope_parameters.full_attention.rope_theta</c>),
+    /// or null when absent or null.
     /// </summary>
     public HfConfig? GetSection(string name)
     {
@@ -138,11 +146,16 @@ internal sealed class HfConfig
         throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be an object, found {n.ToJsonString()}.", FilePath);
     }
 
-    /// <summary>A positive integer field with a default; zero or negative values are errors naming the field.</summary>
-    public int GetPositiveInt(string name, int fallback)
+    /// <summary>The full path of a field of this object, for error messages (e.g. <c>rope_parameters.full_attention.rope_type</c>).</summary>
+    public string FieldPath(string name) => _fieldPrefix + name;
+
+    /// <summary>An object field whose values are all strings (e.g. sentence-transformers <c>prompts</c>), or null when absent or null.</summary>
+    public IReadOnlyDictionary<string, string>? GetStringMap(string name)
     {
-        var v = GetInt(name, fallback);
-        if (v <= 0) throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be positive, found {v}.", FilePath);
-        return v;
+        var n = _root[name];
+        if (n is null) return null;
+        if (n is JsonObject o && o.All(kv => kv.Value is JsonValue v && v.TryGetValue<string>(out _)))
+            return o.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<string>(), StringComparer.Ordinal);
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be an object of strings, found {n.ToJsonString()}.", FilePath);
     }
 }

@@ -3,6 +3,7 @@ using TokenEmbed.Models.Bert;
 using TokenEmbed.Models.Decoder;
 using TokenEmbed.Models.Lfm2;
 using TokenEmbed.Models.Llama;
+using TokenEmbed.Models.ModernBert;
 using TokenEmbed.Models.Qwen2;
 using TokenEmbed.Models.Qwen3;
 
@@ -47,6 +48,7 @@ internal static class ModelRegistry
     private static readonly Dictionary<string, BackboneFamily> Families = new(StringComparer.Ordinal)
     {
         ["bert"] = new("bert", c => new BertModel(BertConfig.From(c)), ["", "bert."], "embeddings.word_embeddings.weight", BertModel.IsIgnorable),
+        ["modernbert"] = new("modernbert", c => new ModernBertModel(ModernBertConfig.From(c)), ["", "model."], "embeddings.tok_embeddings.weight", ModernBertModel.IsIgnorable),
         ["qwen3"] = Decoder("qwen3", c => new Qwen3Model(c)),
         ["qwen2"] = Decoder("qwen2", c => new Qwen2Model(c)),
         ["llama"] = Decoder("llama", c => new LlamaModel(c)),
@@ -64,6 +66,11 @@ internal static class ModelRegistry
         new ArchitectureEntry("LlamaModel", "llama", HeadKind.None, []),
         new ArchitectureEntry("Lfm2Model", "lfm2", HeadKind.None, []),
         new ArchitectureEntry("ColBERTLfm2Model", "lfm2", HeadKind.DenseModules, []),
+        new ArchitectureEntry("ModernBertModel", "modernbert", HeadKind.None, []),
+        // MLM checkpoints: model.* + the prediction head and decoder (bias; weight tied to the embeddings), dropped for pooling.
+        new ArchitectureEntry("ModernBertForMaskedLM", "modernbert", HeadKind.None, ["head.", "decoder."]),
+        // vLLM's override name for ModernBERT ColBERT models (GTE-ModernColBERT-v1): the head is the folder's Dense modules.
+        new ArchitectureEntry("ColBERTModernBertModel", "modernbert", HeadKind.None, []),
     ]);
 
     /// <summary>A decoder family: weights unprefixed (<c>XModel</c>) or under <c>model.</c> (<c>XForCausalLM</c>).</summary>

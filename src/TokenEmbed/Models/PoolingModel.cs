@@ -13,7 +13,7 @@ namespace TokenEmbed.Models;
 internal sealed class PoolingModel : IDisposable
 {
     private PoolingModel(IBackbone backbone, ProjectionHead? head, bool headAfterPooling, PoolingMode embedPooling,
-        bool isMultiVector, int maxModelLength, int vocabSize, Device device, ScalarType dtype, TextTokenizer? tokenizer, string architecture)
+        bool isMultiVector, int maxModelLength, int vocabSize, Device device, ScalarType dtype, TextTokenizer? tokenizer, string architecture, PyLateConfig? pyLate)
     {
         Backbone = backbone;
         Head = head;
@@ -26,6 +26,7 @@ internal sealed class PoolingModel : IDisposable
         DType = dtype;
         Tokenizer = tokenizer;
         Architecture = architecture;
+        PyLate = pyLate;
     }
 
     public IBackbone Backbone { get; }
@@ -46,6 +47,12 @@ internal sealed class PoolingModel : IDisposable
     public TextTokenizer? Tokenizer { get; }
     public string Architecture { get; }
 
+    /// <summary>
+    /// The PyLate settings of <c>config_sentence_transformers.json</c>, or null when the folder has none. Encode does not
+    /// use them (vLLM behaviour); they are for an explicit PyLate-style query/document API.
+    /// </summary>
+    public PyLateConfig? PyLate { get; }
+
     /// <summary>The size of TokenEmbed / Embed vectors before any Matryoshka cut.</summary>
     public int OutputDimension => Head?.OutFeatures ?? Backbone.HiddenSize;
 
@@ -57,6 +64,7 @@ internal sealed class PoolingModel : IDisposable
         var config = HfConfig.Load(Path.Combine(folder, "config.json"));
         var (entry, family) = ModelRegistry.Resolve(config);
         var layout = SentenceTransformersLayout.Load(folder);
+        var pyLate = PyLateConfig.Load(folder);
 
         var device = DeviceSelection.ResolveDevice(options.Device);
         var dtype = DeviceSelection.ResolveDType(options.DType, device, config.GetString("dtype", null) ?? config.GetString("torch_dtype", null));
@@ -120,7 +128,7 @@ internal sealed class PoolingModel : IDisposable
             var isMultiVector = head != null && (entry.Head != HeadKind.None || layout?.Pooling == null);
             var embedPooling = layout?.Pooling ?? (backbone.IsCausal ? PoolingMode.LastToken : PoolingMode.Cls);
             return new PoolingModel(backbone, head, layout?.PoolingBeforeDense == true, embedPooling, isMultiVector, maxLen,
-                backbone.VocabSize, device, dtype, tokenizer, entry.Architecture);
+                backbone.VocabSize, device, dtype, tokenizer, entry.Architecture, pyLate);
         }
         catch
         {

@@ -111,16 +111,77 @@ public sealed class StrictLoadingTests
         Assert.That(LoadFails(f.Path).Message, Does.Contain("hidden_size"));
     }
 
-    [Test]
-    public void DenseWeightDisagreeingWithItsConfigFails()
+    [TestCase("bert", "pylate.models.Dense.Dense")]
+    [TestCase("modernbert", "pylate.models.Dense.Dense")]
+    [TestCase("modernbert", "sentence_transformers.models.Dense")]
+    public void DenseWeightDisagreeingWithItsConfigFails(string golden, string denseType)
     {
-        using var f = new TempFolder().CopyFrom(Golden, "config.json", "model.safetensors");
+        using var f = new TempFolder().CopyFrom(TestPaths.Fixture("goldens", golden), "config.json", "model.safetensors");
         File.WriteAllText(f.File("modules.json"),
-            """[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},{"idx":1,"name":"1","path":"1_Dense","type":"pylate.models.Dense.Dense"}]""");
+            $$"""[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},{"idx":1,"name":"1","path":"1_Dense","type":"{{denseType}}"}]""");
         Directory.CreateDirectory(f.File("1_Dense"));
         File.WriteAllText(f.File("1_Dense/config.json"), """{"in_features":64,"out_features":16,"bias":false,"activation_function":"torch.nn.modules.linear.Identity"}""");
         SafeTensorsWriter.WriteF32(f.File("1_Dense/model.safetensors"), new Dictionary<string, (long[], float[])> { ["linear.weight"] = ([16, 32], new float[16 * 32]) });
         var e = LoadFails(f.Path);
         Assert.That(e.Message, Does.Contain("linear.weight").And.Contain("[16, 32]").And.Contain("[16, 64]"));
+        Assert.That(e.TensorName, Is.EqualTo("1_Dense/linear.weight"));
+    }
+
+    [Test]
+    public void DenseWhoseInFeaturesDisagreeWithTheModernBertHiddenSizeFails()
+    {
+        using var f = new TempFolder().CopyFrom(TestPaths.Fixture("goldens", "modernbert"), "config.json", "model.safetensors");
+        File.WriteAllText(f.File("modules.json"),
+            """[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},{"idx":1,"name":"1","path":"1_Dense","type":"pylate.models.Dense.Dense"}]""");
+        Directory.CreateDirectory(f.File("1_Dense"));
+        File.WriteAllText(f.File("1_Dense/config.json"), """{"in_features":768,"out_features":128,"bias":false,"activation_function":"torch.nn.modules.linear.Identity"}""");
+        SafeTensorsWriter.WriteF32(f.File("1_Dense/model.safetensors"), new Dictionary<string, (long[], float[])> { ["linear.weight"] = ([128, 768], new float[128 * 768]) });
+        var e = LoadFails(f.Path);
+        Assert.That(e.Message, Does.Contain("in_features").And.Contain("768").And.Contain("64"));
+    }
+
+    [Test]
+    public void ModernBertNormBiasFlagRequiresTheBiasTensors()
+    {
+        var src = TestPaths.Fixture("goldens", "modernbert");
+        using var f = new TempFolder().CopyFrom(src, "model.safetensors");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(src, "config.json")))!.AsObject();
+        json["norm_bias"] = true;
+        File.WriteAllText(f.File("config.json"), json.ToJsonString());
+        var e = LoadFails(f.Path);
+        Assert.That(e.TensorName, Is.EqualTo("embeddings.norm.bias"));
+        Assert.That(e.Message, Does.Contain("missing"));
+    }
+
+    [Test]
+    public void ModernBertLayerZeroAttnNormIsUnexpected()
+    {
+        var src = TestPaths.Fixture("goldens", "modernbert");
+        var tensors = Checkpoints.ReadAll(src);
+        tensors["layers.0.attn_norm.weight"] = ([64], Enumerable.Repeat(1f, 64).ToArray());
+        using var f = new TempFolder().CopyFrom(src, "config.json");
+        SafeTensorsWriter.WriteF32(f.File("model.safetensors"), tensors);
+        var e = LoadFails(f.Path);
+        Assert.That(e.TensorName, Is.EqualTo("layers.0.attn_norm.weight"));
+        Assert.That(e.Message, Does.Contain("unexpected"));
+    }
+
+    [TestCase("layer_types", """["full_attention","sliding_attention","chunked_attention","full_attention"]""", "chunked_attention")]
+    [TestCase("layer_types", """["full_attention","sliding_attention"]""", "num_hidden_layers")]
+    [TestCase("rope_parameters", """{"full_attention":{"rope_type":"yarn","rope_theta":160000.0,"factor":4.0},"sliding_attention":{"rope_type":"default","rope_theta":10000.0}}""", "rope_parameters.full_attention.rope_type")]
+    [TestCase("rope_parameters", """{"full_attention":{"rope_type":"default","rope_theta":"big"}}""", "rope_parameters.full_attention.rope_theta")]
+    [TestCase("norm_bias", "\"no\"", "norm_bias")]
+    [TestCase("hidden_activation", "\"swiglu\"", "swiglu")]
+    [TestCase("local_attention", "0", "local_attention")]
+    public void BadModernBertConfigFieldIsNamed(string field, string value, string expected)
+    {
+        var src = TestPaths.Fixture("goldens", "modernbert");
+        using var f = new TempFolder().CopyFrom(src, "model.safetensors");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(src, "config.json")))!.AsObject();
+        json[field] = System.Text.Json.Nodes.JsonNode.Parse(value);
+        File.WriteAllText(f.File("config.json"), json.ToJsonString());
+        var e = LoadFails(f.Path);
+        Assert.That(e.Message, Does.Contain(expected));
+        Assert.That(e.FilePath, Does.EndWith("config.json"));
     }
 }

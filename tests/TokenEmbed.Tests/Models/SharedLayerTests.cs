@@ -75,4 +75,58 @@ public sealed class SharedLayerTests
             Assert.That(s[q * 4 + k], Is.EqualTo(Math.Abs(q - k) <= 1 && !padded ? 0f : float.MinValue), $"sliding q{q} k{k}");
         }
     }
+
+    [Test]
+    public void GatedMlpActivatesTheFirstHalfAndGatesWithTheSecond()
+    {
+        const int rows = 3, inner = 5;
+        var x = Reference.Gaussian(rows * 2 * inner, seed: 9, scale: 1.5);
+        using var fused = tensor(x, [rows, 2 * inner]);
+        using var y = GatedMlp.CombineFused(fused, t => nn.functional.gelu(t));
+        var actual = y.data<float>().ToArray();
+        Assert.That(y.shape, Is.EqualTo(new long[] { rows, inner }));
+        for (var r = 0; r < rows; r++)
+        for (var i = 0; i < inner; i++)
+        {
+            double a = x[r * 2 * inner + i], gate = x[r * 2 * inner + inner + i];
+            var gelu = 0.5 * a * (1 + Erf(a / Math.Sqrt(2)));
+            Assert.That(actual[r * inner + i], Is.EqualTo(gelu * gate).Within(1e-5), $"row {r} unit {i}");
+        }
+        Assert.That(fused.data<float>().ToArray(), Is.EqualTo(x), "the input is not modified");
+
+        using var identity = GatedMlp.CombineFused(fused, t => t.alias());
+        Assert.That(fused.data<float>().ToArray(), Is.EqualTo(x), "an aliasing activation does not modify the input either");
+    }
+
+    [Test]
+    public void RotaryInFloat32MatchesFloat32ForHalfInputs()
+    {
+        var x = Reference.Gaussian(2 * 4 * 8, seed: 4, scale: 1);
+        using var rope = new Rotary(8, 160000);
+        using var pos = arange(4, ScalarType.Int64).unsqueeze(0);
+        var (cos, sin) = rope.Tables(pos, ScalarType.Float32);
+        using var _c = cos;
+        using var _s = sin;
+        using var x32 = tensor(x, [1, 2, 4, 8]);
+        using var x16 = x32.to(ScalarType.Float16);
+        using var y32 = Rotary.Apply(x32, cos, sin);
+        using var y16 = Rotary.ApplyInFloat32(x16, cos, sin);
+        Assert.That(y16.dtype, Is.EqualTo(ScalarType.Float16));
+        using var back = y16.to(ScalarType.Float32);
+        var a = back.data<float>().ToArray();
+        var e = y32.data<float>().ToArray();
+        Assert.That(Reference.MaxAbsDiff(a, e), Is.LessThan(4e-3)); // float16 rounding of input and output only
+    }
+
+    // erf by its Maclaurin series, exact to ~1e-12 in double for the |z| < 4 the seeded inputs give.
+    private static double Erf(double z)
+    {
+        double sum = 0, term = z;
+        for (var n = 0; n < 60; n++)
+        {
+            sum += term / (2 * n + 1);
+            term *= -z * z / (n + 1);
+        }
+        return 2 / Math.Sqrt(Math.PI) * sum;
+    }
 }

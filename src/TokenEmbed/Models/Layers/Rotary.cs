@@ -91,6 +91,18 @@ internal sealed class Rotary : IDisposable
         return a.add_(b); // in place: returns a itself
     }
 
+    /// <summary>
+    /// <see cref="Apply"/> computed in float32 and cast back to <paramref name="x"/>'s dtype, as families whose
+    /// <c>apply_rotary_pos_emb</c> upcasts do (ModernBERT, Gemma 3); tables must be float32.
+    /// </summary>
+    public static Tensor ApplyInFloat32(Tensor x, Tensor cos, Tensor sin)
+    {
+        if (x.dtype == ScalarType.Float32) return Apply(x, cos, sin);
+        using var x32 = x.to(ScalarType.Float32);
+        using var y = Apply(x32, cos, sin);
+        return y.to(x.dtype);
+    }
+
     /// <inheritdoc />
     public void Dispose() => _invFreq.Dispose();
 }

@@ -1,0 +1,40 @@
+using NUnit.Framework;
+using TokenEmbed.Tests.Support;
+using TorchSharp;
+
+namespace TokenEmbed.Tests.Api;
+
+/// <summary>Tensors are disposed deterministically: repeated use leaves no live tensors behind, Dispose frees the weights.</summary>
+[NonParallelizable]
+public sealed class MemoryTests
+{
+    private static string Folder => TestPaths.Fixture("goldens", "bert");
+    private static long Live => DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+
+    [Test]
+    public void RepeatedEncodeAndScoreLeaveNoLiveTensors()
+    {
+        using var llm = new Llm(Folder, new LlmOptions { Device = "cpu", MaxBatchTokens = 40 });
+        var prompts = Enumerable.Range(0, 9).Select(i => Prompt.FromTokenIds(Enumerable.Range(5, 3 + i * 3).ToArray())).ToArray();
+        llm.Encode(prompts, PoolingTask.TokenEmbed);
+        llm.Encode(prompts, PoolingTask.Embed);
+        var before = Live;
+        for (var i = 0; i < 5; i++)
+        {
+            llm.Encode(prompts, PoolingTask.TokenEmbed, new PoolingParams { Dimensions = 32 });
+            llm.Encode(prompts, PoolingTask.Embed, new PoolingParams { Normalize = false });
+        }
+        Assert.That(Live, Is.EqualTo(before), "live tensors after 10 more Encode calls");
+    }
+
+    [Test]
+    public void DisposeFreesTheModelTensors()
+    {
+        var before = Live;
+        var llm = new Llm(Folder, new LlmOptions { Device = "cpu" });
+        Assert.That(Live, Is.GreaterThan(before), "the weights are live tensors");
+        llm.Encode(Prompt.FromTokenIds([2, 5, 3]), PoolingTask.TokenEmbed);
+        llm.Dispose();
+        Assert.That(Live, Is.EqualTo(before));
+    }
+}
