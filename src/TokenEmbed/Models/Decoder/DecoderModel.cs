@@ -101,13 +101,13 @@ internal sealed class DecoderAttention : DecoderMixer
     }
 }
 
-/// <summary>The gated MLP: <c>down(act(gate(x)) · up(x))</c> (SwiGLU with silu).</summary>
-internal sealed class GatedMlp : nn.Module<Tensor, Tensor>
+/// <summary>The decoder MLP: <c>down(act(gate(x)) · up(x))</c> (SwiGLU with silu), over the shared <see cref="GatedMlp"/>.</summary>
+internal sealed class DecoderMlp : nn.Module<Tensor, Tensor>
 {
     private readonly Linear _gate, _up, _down;
     private readonly Func<Tensor, Tensor> _act;
 
-    public GatedMlp(DecoderSpec s) : base(s.Names.Mlp)
+    public DecoderMlp(DecoderSpec s) : base(s.Names.Mlp)
     {
         _gate = nn.Linear(s.HiddenSize, s.IntermediateSize, hasBias: s.MlpBias);
         _up = nn.Linear(s.HiddenSize, s.IntermediateSize, hasBias: s.MlpBias);
@@ -121,7 +121,7 @@ internal sealed class GatedMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var gated = _act(_gate.forward(x)).mul_(_up.forward(x));
+        var gated = GatedMlp.Combine(_gate.forward(x), _up.forward(x), _act);
         return _down.forward(gated).MoveToOuterDisposeScope();
     }
 }
@@ -131,14 +131,14 @@ internal sealed class DecoderLayer : nn.Module<Tensor, DecoderBatch, Tensor>
 {
     private readonly RmsNorm _inputNorm, _postNorm;
     private readonly DecoderMixer _mixer;
-    private readonly GatedMlp _mlp;
+    private readonly DecoderMlp _mlp;
 
     public DecoderLayer(DecoderSpec s, DecoderLayerKind kind) : base("layer")
     {
         _inputNorm = new RmsNorm(s.HiddenSize, s.NormEps);
         _postNorm = new RmsNorm(s.HiddenSize, s.NormEps);
         _mixer = kind == DecoderLayerKind.Attention ? new DecoderAttention(s) : new Lfm2.Lfm2ShortConv(s);
-        _mlp = new GatedMlp(s);
+        _mlp = new DecoderMlp(s);
         register_module(s.Names.InputNorm, _inputNorm);
         register_module(kind == DecoderLayerKind.Attention ? s.Names.Attention : Lfm2.Lfm2ShortConv.ModuleName, _mixer);
         register_module(s.Names.PostNorm, _postNorm);
