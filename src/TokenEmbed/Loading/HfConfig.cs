@@ -121,6 +121,19 @@ internal sealed class HfConfig
         throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a list of strings, found {n.ToJsonString()}.", FilePath);
     }
 
+    /// <summary>
+    /// A per-layer list of names (e.g. <c>layer_types</c>) mapped through <paramref name="values"/>, or null when absent or
+    /// null; a wrong length or an unknown name is an error naming the field.
+    /// </summary>
+    public T[]? GetPerLayerList<T>(string name, int numLayers, IReadOnlyDictionary<string, T> values)
+    {
+        if (GetStringList(name) is not { } names) return null;
+        if (names.Count != numLayers)
+            throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' has {names.Count} entries, num_hidden_layers is {numLayers}.", FilePath);
+        return names.Select(n => values.TryGetValue(n, out var v) ? v : throw new ModelLoadException(
+            $"'{FilePath}': field '{_fieldPrefix}{name}' has '{n}' (supported: {string.Join(", ", values.Keys.Select(k => $"'{k}'"))}).", FilePath)).ToArray();
+    }
+
     /// <summary>Whether the field is present with an explicit JSON null (some fields mean "off" when null, their default when absent).</summary>
     public bool IsExplicitNull(string name) => _root.TryGetPropertyValue(name, out var n) && n is null;
 

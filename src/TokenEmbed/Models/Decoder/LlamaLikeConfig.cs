@@ -20,6 +20,8 @@ internal enum LlamaLikeBiases
 /// </summary>
 internal static class LlamaLikeConfig
 {
+    private static readonly Dictionary<string, DecoderLayerKind> FullAttentionOnly = new(StringComparer.Ordinal) { ["full_attention"] = DecoderLayerKind.Attention };
+
     /// <summary>The spec of a Llama-style family; <paramref name="qkNorm"/>: per-head q/k RMSNorm before RoPE (Qwen3).</summary>
     public static DecoderSpec Read(HfConfig c, LlamaLikeDefaults d, bool qkNorm, LlamaLikeBiases biases)
     {
@@ -34,13 +36,8 @@ internal static class LlamaLikeConfig
 
         if (c.GetBool("use_sliding_window", false))
             throw new ModelLoadException($"'{c.FilePath}': field 'use_sliding_window' is true; sliding-window attention is not supported for this family.", c.FilePath);
-        if (c.GetStringList("layer_types") is { } types)
-        {
-            if (types.Count != layers)
-                throw new ModelLoadException($"'{c.FilePath}': field 'layer_types' has {types.Count} entries for {layers} layers.", c.FilePath);
-            if (types.FirstOrDefault(t => t != "full_attention") is { } bad)
-                throw new ModelLoadException($"'{c.FilePath}': field 'layer_types' has '{bad}'; only 'full_attention' is supported for this family.", c.FilePath);
-        }
+        // Only full attention: sliding layers (use_sliding_window) are not supported.
+        c.GetPerLayerList("layer_types", layers, FullAttentionOnly);
 
         var attentionBias = biases == LlamaLikeBiases.FromConfig && c.GetBool("attention_bias", false);
         var mlpBias = biases == LlamaLikeBiases.FromConfig && c.GetBool("mlp_bias", false);

@@ -59,19 +59,15 @@ internal sealed class Lfm2Model(HfConfig config) : DecoderModel(ReadSpec(config)
         return width;
     }
 
+    private static readonly Dictionary<string, DecoderLayerKind> LayerTypeNames = new(StringComparer.Ordinal)
+    {
+        ["full_attention"] = DecoderLayerKind.Attention,
+        ["conv"] = DecoderLayerKind.ShortConv,
+    };
+
     private static DecoderLayerKind[] LayerKinds(HfConfig c, int numLayers)
     {
-        if (c.GetStringList("layer_types") is { } types)
-        {
-            if (types.Count != numLayers)
-                throw new ModelLoadException($"'{c.FilePath}': field 'layer_types' has {types.Count} entries for {numLayers} layers.", c.FilePath);
-            return types.Select(t => t switch
-            {
-                "full_attention" => DecoderLayerKind.Attention,
-                "conv" => DecoderLayerKind.ShortConv,
-                _ => throw new ModelLoadException($"'{c.FilePath}': field 'layer_types' has '{t}' (supported: 'full_attention', 'conv').", c.FilePath),
-            }).ToArray();
-        }
+        if (c.GetPerLayerList("layer_types", numLayers, LayerTypeNames) is { } kinds) return kinds;
         // Lfm2Config.__post_init__: built from full_attn_idxs; with neither field every layer is attention.
         var full = c.GetIntList("full_attn_idxs");
         return Enumerable.Range(0, numLayers)
