@@ -122,6 +122,32 @@ internal sealed class HfConfig
     }
 
     /// <summary>
+    /// A per-layer list of names (e.g. <c>layer_types</c>) mapped through <paramref name="values"/>, or null when absent or
+    /// null; a wrong length or an unknown name is an error naming the field.
+    /// </summary>
+    public T[]? GetPerLayerList<T>(string name, int numLayers, IReadOnlyDictionary<string, T> values)
+    {
+        if (GetStringList(name) is not { } names) return null;
+        if (names.Count != numLayers)
+            throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' has {names.Count} entries, num_hidden_layers is {numLayers}.", FilePath);
+        return names.Select(n => values.TryGetValue(n, out var v) ? v : throw new ModelLoadException(
+            $"'{FilePath}': field '{_fieldPrefix}{name}' has '{n}' (supported: {string.Join(", ", values.Keys.Select(k => $"'{k}'"))}).", FilePath)).ToArray();
+    }
+
+    /// <summary>Whether the field is present with an explicit JSON null (some fields mean "off" when null, their default when absent).</summary>
+    public bool IsExplicitNull(string name) => _root.TryGetPropertyValue(name, out var n) && n is null;
+
+    /// <summary>A list-of-integers field, or null when absent or null.</summary>
+    public IReadOnlyList<int>? GetIntList(string name)
+    {
+        var n = _root[name];
+        if (n is null) return null;
+        if (n is JsonArray a && a.All(e => e is JsonValue ev && ev.TryGetValue<double>(out var d) && d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue))
+            return a.Select(e => (int)e!.GetValue<double>()).ToArray();
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a list of integers, found {n.ToJsonString()}.", FilePath);
+    }
+
+    /// <summary>
     /// A nested object field as a config whose errors name the full field path (e.g. <c>rope_parameters.full_attention.rope_theta</c>),
     /// or null when absent or null.
     /// </summary>

@@ -1,7 +1,12 @@
 using TokenEmbed.Loading;
 using TokenEmbed.Models.Bert;
+using TokenEmbed.Models.Decoder;
+using TokenEmbed.Models.Lfm2;
+using TokenEmbed.Models.Llama;
 using TokenEmbed.Models.ModernBert;
 using TokenEmbed.Models.XlmRoberta;
+using TokenEmbed.Models.Qwen2;
+using TokenEmbed.Models.Qwen3;
 
 namespace TokenEmbed.Models;
 
@@ -11,7 +16,11 @@ namespace TokenEmbed.Models;
 /// <param name="Prefixes">Weight-name prefixes checkpoints use, tried in order (e.g. "" then "bert.").</param>
 /// <param name="ProbeWeight">A weight every checkpoint of the family has, used to pick the prefix.</param>
 /// <param name="IsIgnorable">Weights (name after the prefix) a checkpoint may carry that a pooling model does not use.</param>
-internal sealed record BackboneFamily(string ModelType, Func<HfConfig, IBackbone> Create, string[] Prefixes, string ProbeWeight, Func<string, bool> IsIgnorable);
+/// <param name="IsDecoder">
+/// A causal decoder: its <c>XModel</c> entries also accept <c>XForCausalLM</c> checkpoints (weights under <c>model.</c>,
+/// <c>lm_head.</c> dropped), vLLM's <c>as_embedding_model</c> conversion. Embed pools the LAST token by default.
+/// </param>
+internal sealed record BackboneFamily(string ModelType, Func<HfConfig, IBackbone> Create, string[] Prefixes, string ProbeWeight, Func<string, bool> IsIgnorable, bool IsDecoder = false);
 
 /// <summary>The head an architecture carries on top of its backbone.</summary>
 internal enum HeadKind
@@ -26,6 +35,12 @@ internal enum HeadKind
     /// BOS vector dropped; Embed stays CLS of the backbone. Required here; found automatically on plain XLM-R folders.
     /// </summary>
     BgeM3ColBert,
+
+    /// <summary>
+    /// A ColBERT variant whose projection is the folder's sentence-transformers / PyLate Dense chain (<c>1_Dense</c>, …),
+    /// which must be present (vLLM's <c>ColBERT*Model</c> override names).
+    /// </summary>
+    DenseModules,
 }
 
 /// <summary>A registry entry: what an <c>architectures</c> name in config.json means.</summary>
@@ -51,18 +66,27 @@ internal static class ModelRegistry
         // Not a config model_type: the backbone of the ColBERTJinaRobertaModel architecture, rotary whatever the config says.
         [JinaFamily] = new(JinaFamily, c => new JinaRobertaModel(JinaRobertaConfig.From(c)), ["", "roberta."],
             "embeddings.word_embeddings.weight", JinaRobertaModel.IsIgnorable),
+        ["qwen3"] = Decoder("qwen3", c => new Qwen3Model(c)),
+        ["qwen2"] = Decoder("qwen2", c => new Qwen2Model(c)),
+        ["llama"] = Decoder("llama", c => new LlamaModel(c)),
+        ["lfm2"] = Decoder("lfm2", c => new Lfm2Model(c)),
     };
 
     private const string JinaFamily = "jina-xlm-roberta";
 
     private static bool IsRotary(HfConfig c) => c.GetString("position_embedding_type", "absolute") is "rotary" or "rope";
 
-    private static readonly Dictionary<string, ArchitectureEntry> Entries = new[]
-    {
+    private static readonly Dictionary<string, ArchitectureEntry> Entries = WithCausalLmConversions(
+    [
         new ArchitectureEntry("BertModel", "bert", HeadKind.None, []),
         new ArchitectureEntry("BertForMaskedLM", "bert", HeadKind.None, ["cls."]),
         new ArchitectureEntry("BertForPreTraining", "bert", HeadKind.None, ["cls."]),
         new ArchitectureEntry("HF_ColBERT", null, HeadKind.ColBertLinear, []),
+        new ArchitectureEntry("Qwen3Model", "qwen3", HeadKind.None, []),
+        new ArchitectureEntry("Qwen2Model", "qwen2", HeadKind.None, []),
+        new ArchitectureEntry("LlamaModel", "llama", HeadKind.None, []),
+        new ArchitectureEntry("Lfm2Model", "lfm2", HeadKind.None, []),
+        new ArchitectureEntry("ColBERTLfm2Model", "lfm2", HeadKind.DenseModules, []),
         new ArchitectureEntry("ModernBertModel", "modernbert", HeadKind.None, []),
         // MLM checkpoints: model.* + the prediction head and decoder (bias; weight tied to the embeddings), dropped for pooling.
         new ArchitectureEntry("ModernBertForMaskedLM", "modernbert", HeadKind.None, ["head.", "decoder."]),
@@ -74,7 +98,28 @@ internal static class ModelRegistry
         new ArchitectureEntry("XLMRobertaForMaskedLM", "xlm-roberta", HeadKind.None, ["lm_head."]),
         new ArchitectureEntry("ColBERTJinaRobertaModel", JinaFamily, HeadKind.ColBertLinear, []),
         new ArchitectureEntry("BgeM3EmbeddingModel", "xlm-roberta", HeadKind.BgeM3ColBert, []),
-    }.ToDictionary(e => e.Architecture, StringComparer.Ordinal);
+    ]);
+
+    /// <summary>A decoder family: weights unprefixed (<c>XModel</c>) or under <c>model.</c> (<c>XForCausalLM</c>).</summary>
+    private static BackboneFamily Decoder(string modelType, Func<HfConfig, IBackbone> create) =>
+        new(modelType, create, ["", "model."], "embed_tokens.weight", DecoderModel.IsIgnorable, IsDecoder: true);
+
+    /// <summary>
+    /// vLLM's suffix rule: for every plain decoder entry <c>XModel</c>, <c>XForCausalLM</c> is the same pooling model
+    /// with the LM head dropped (present, or absent when tied to the embeddings).
+    /// </summary>
+    private static Dictionary<string, ArchitectureEntry> WithCausalLmConversions(ArchitectureEntry[] entries)
+    {
+        var all = entries.ToDictionary(e => e.Architecture, StringComparer.Ordinal);
+        foreach (var e in entries)
+        {
+            if (e.Head != HeadKind.None || e.ModelType is not { } mt || !Families[mt].IsDecoder || !e.Architecture.EndsWith("Model", StringComparison.Ordinal))
+                continue;
+            var causal = e.Architecture[..^"Model".Length] + "ForCausalLM";
+            all.TryAdd(causal, e with { Architecture = causal, DroppedPrefixes = [.. e.DroppedPrefixes, "lm_head."] });
+        }
+        return all;
+    }
 
     /// <summary>The supported architecture names.</summary>
     public static IReadOnlyCollection<string> SupportedArchitectures => Entries.Keys;

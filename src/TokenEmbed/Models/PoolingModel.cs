@@ -107,6 +107,12 @@ internal sealed class PoolingModel : IDisposable
             {
                 head = ProjectionHead.FromDenseModules(layout.Dense, weights, backbone.HiddenSize, consumed);
             }
+            else if (entry.Head == HeadKind.DenseModules)
+            {
+                throw new ModelLoadException(
+                    $"'{folder}': {entry.Architecture} is a ColBERT model whose projection is a sentence-transformers / PyLate Dense module " +
+                    "(modules.json listing e.g. 1_Dense with its config.json and model.safetensors), and the folder has none.", folder);
+            }
 
             int? dropsFirst = null;
             var colbertKey = BgeM3ColBertLinear(folder, weights);
@@ -151,7 +157,7 @@ internal sealed class PoolingModel : IDisposable
             }
 
             var tokenizer = TokenizerLoader.FromFolder(folder);
-            var isMultiVector = head != null && (entry.Head == HeadKind.ColBertLinear || layout?.Pooling == null);
+            var isMultiVector = head != null && (entry.Head != HeadKind.None || layout?.Pooling == null);
             var embedPooling = layout?.Pooling ?? (backbone.IsCausal ? PoolingMode.LastToken : PoolingMode.Cls);
             return new PoolingModel(backbone, head, tokenHead, dropsFirst, layout?.PoolingBeforeDense == true, embedPooling, isMultiVector, maxLen,
                 backbone.VocabSize, device, dtype, tokenizer, entry.Architecture, pyLate);

@@ -8,13 +8,15 @@ namespace TokenEmbed.Tests.Api;
 [NonParallelizable]
 public sealed class MemoryTests
 {
-    private static string Folder => TestPaths.Fixture("goldens", "bert");
+    private static string Folder(string golden) => TestPaths.Fixture("goldens", golden);
     private static long Live => DisposeScopeManager.Statistics.ThreadTotalLiveCount;
 
-    [Test]
-    public void RepeatedEncodeAndScoreLeaveNoLiveTensors()
+    [TestCase("bert")]
+    [TestCase("qwen3")]
+    [TestCase("lfm2")]
+    public void RepeatedEncodeAndScoreLeaveNoLiveTensors(string golden)
     {
-        using var llm = new Llm(Folder, new LlmOptions { Device = "cpu", MaxBatchTokens = 40 });
+        using var llm = new Llm(Folder(golden), new LlmOptions { Device = "cpu", MaxBatchTokens = 40 });
         var prompts = Enumerable.Range(0, 9).Select(i => Prompt.FromTokenIds(Enumerable.Range(5, 3 + i * 3).ToArray())).ToArray();
         llm.Encode(prompts, PoolingTask.TokenEmbed);
         llm.Encode(prompts, PoolingTask.Embed);
@@ -27,11 +29,13 @@ public sealed class MemoryTests
         Assert.That(Live, Is.EqualTo(before), "live tensors after 10 more Encode calls");
     }
 
-    [Test]
-    public void DisposeFreesTheModelTensors()
+    [TestCase("bert")]
+    [TestCase("qwen3")]
+    [TestCase("lfm2")]
+    public void DisposeFreesTheModelTensors(string golden)
     {
         var before = Live;
-        var llm = new Llm(Folder, new LlmOptions { Device = "cpu" });
+        var llm = new Llm(Folder(golden), new LlmOptions { Device = "cpu" });
         Assert.That(Live, Is.GreaterThan(before), "the weights are live tensors");
         llm.Encode(Prompt.FromTokenIds([2, 5, 3]), PoolingTask.TokenEmbed);
         llm.Dispose();

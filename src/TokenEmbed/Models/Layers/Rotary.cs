@@ -43,6 +43,27 @@ internal sealed class Rotary : IDisposable
         return inv;
     }
 
+    /// <summary>
+    /// Llama 3.1 frequency scaling (<c>_compute_llama3_parameters</c> in transformers' <c>modeling_rope_utils.py</c>):
+    /// long wavelengths (&gt; <c>originalContext / lowFreqFactor</c>) are divided by <paramref name="factor"/>, short ones
+    /// (&lt; <c>originalContext / highFreqFactor</c>) are kept, the band between is interpolated. Every step runs in
+    /// float32 tensor ops in the order transformers uses, so the values match its buffer bit for bit.
+    /// </summary>
+    public static float[] Llama3InverseFrequencies(int dim, double theta, double factor, double lowFreqFactor, double highFreqFactor, double originalContext)
+    {
+        using var scope = NewDisposeScope();
+        var inv = tensor(DefaultInverseFrequencies(dim, theta));
+        var lowWavelength = originalContext / lowFreqFactor;
+        var highWavelength = originalContext / highFreqFactor;
+        var wavelength = inv.reciprocal() * (2 * Math.PI);                            // 2π / inv (torch: reciprocal · scalar)
+        var scaledLong = where(wavelength > lowWavelength, inv / factor, inv);
+        var smooth = (wavelength.reciprocal() * originalContext - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+        var smoothed = (1 - smooth) * scaledLong / factor + smooth * scaledLong;
+        var medium = (wavelength < highWavelength).logical_not().logical_and((wavelength > lowWavelength).logical_not());
+        var result = where(medium, smoothed, scaledLong);
+        return result.data<float>().ToArray();
+    }
+
     /// <summary>cos and sin tables [B or 1, T, dim] for integer <paramref name="positions"/> [B or 1, T], in <paramref name="dtype"/>.</summary>
     public (Tensor Cos, Tensor Sin) Tables(Tensor positions, ScalarType dtype)
     {

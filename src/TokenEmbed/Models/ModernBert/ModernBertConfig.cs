@@ -52,21 +52,16 @@ internal sealed record ModernBertConfig(
         return cfg;
     }
 
+    private static readonly Dictionary<string, ModernBertLayerType> LayerTypeNames = new(StringComparer.Ordinal)
+    {
+        ["full_attention"] = ModernBertLayerType.Full,
+        ["sliding_attention"] = ModernBertLayerType.Sliding,
+    };
+
     // layer_types wins; otherwise every global_attn_every_n_layers-th layer (from layer 0) is global (ModernBertConfig.__init__).
     private static ModernBertLayerType[] ReadLayerTypes(HfConfig c, int layers)
     {
-        if (c.GetStringList("layer_types") is { } names)
-        {
-            if (names.Count != layers)
-                throw new ModelLoadException($"'{c.FilePath}': field 'layer_types' has {names.Count} entries, num_hidden_layers is {layers}.", c.FilePath);
-            return names.Select(n => n switch
-            {
-                "full_attention" => ModernBertLayerType.Full,
-                "sliding_attention" => ModernBertLayerType.Sliding,
-                _ => throw new ModelLoadException(
-                    $"'{c.FilePath}': field 'layer_types' has '{n}'; ModernBERT layers are 'full_attention' or 'sliding_attention'.", c.FilePath),
-            }).ToArray();
-        }
+        if (c.GetPerLayerList("layer_types", layers, LayerTypeNames) is { } types) return types;
         var every = c.GetPositiveInt("global_attn_every_n_layers", 3);
         return Enumerable.Range(0, layers).Select(i => i % every == 0 ? ModernBertLayerType.Full : ModernBertLayerType.Sliding).ToArray();
     }
