@@ -91,7 +91,7 @@ internal static class ModelRegistry
         // MLM checkpoints: model.* + the prediction head and decoder (bias; weight tied to the embeddings), dropped for pooling.
         new ArchitectureEntry("ModernBertForMaskedLM", "modernbert", HeadKind.None, ["head.", "decoder."]),
         // vLLM's override name for ModernBERT ColBERT models (GTE-ModernColBERT-v1): the head is the folder's Dense modules.
-        new ArchitectureEntry("ColBERTModernBertModel", "modernbert", HeadKind.None, []),
+        new ArchitectureEntry("ColBERTModernBertModel", "modernbert", HeadKind.DenseModules, []),
         new ArchitectureEntry("RobertaModel", "roberta", HeadKind.None, []),
         new ArchitectureEntry("RobertaForMaskedLM", "roberta", HeadKind.None, ["lm_head."]),
         new ArchitectureEntry("XLMRobertaModel", "xlm-roberta", HeadKind.None, []),
