@@ -38,6 +38,7 @@ internal abstract class TokenModel
     {
         "WordPiece" => WordPieceModel.FromWordPieceJson(json),
         "Unigram" => UnigramModel.FromUnigramJson(json),
+        "BPE" => BpeModel.FromBpeJson(json),
         _ => throw json.Unsupported("model"),
     };
 }
