@@ -33,6 +33,7 @@ internal sealed class BpeModel : TokenModel
     private readonly int[]? _byteTokens;   // byte -> id of "<0xXX>", -1 when missing (byte_fallback only)
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
+    private int _cacheCount;   // ConcurrentDictionary.Count takes every lock; this counts the entries added
 
     /// <param name="vocab">Token -> id.</param>
     /// <param name="merges">The merges in rank order (rank = index).</param>
@@ -194,8 +195,9 @@ internal sealed class BpeModel : TokenModel
             {
                 if (symbols[i].Length != 0) ids.Add(symbols[i].Id);
             }
-            if (word.Length <= MaxCachedWordLength && _cache.Count < CacheCapacity)
-                _cacheLookup.TryAdd(word, CollectionsMarshal.AsSpan(ids)[start..].ToArray());
+            if (word.Length <= MaxCachedWordLength && Volatile.Read(ref _cacheCount) < CacheCapacity
+                && _cacheLookup.TryAdd(word, CollectionsMarshal.AsSpan(ids)[start..].ToArray()))
+                Interlocked.Increment(ref _cacheCount);
         }
         finally
         {
