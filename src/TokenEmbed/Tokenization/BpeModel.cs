@@ -65,16 +65,8 @@ internal sealed class BpeModel : TokenModel
         _byteFallback = byteFallback;
         _ignoreMerges = ignoreMerges;
 
-        int maxId = -1;
-        foreach (var id in vocab.Values)
-        {
-            if (id < 0) throw new ModelLoadException($"{file}: negative token id {id} in the BPE vocabulary ({filePath})", filePath);
-            maxId = Math.Max(maxId, id);
-        }
-        MaxId = maxId;
-        _idToToken = new string?[maxId + 1];
-        foreach (var (token, id) in vocab.OrderBy(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal))
-            _idToToken[id] ??= token;
+        _idToToken = BuildIdToToken(vocab, filePath);
+        MaxId = _idToToken.Length - 1;
 
         _unkId = -1;
         if (unkToken is not null && !vocab.TryGetValue(unkToken, out _unkId))
@@ -115,14 +107,7 @@ internal sealed class BpeModel : TokenModel
     /// </summary>
     public static BpeModel FromBpeJson(JsonComponent json)
     {
-        var vocabJson = json.Get("vocab", JsonValueKind.Object) ?? throw json.Invalid($"{json.Path}.vocab is missing");
-        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var p in vocabJson.EnumerateObject())
-        {
-            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id))
-                throw json.Invalid($"{json.Path}.vocab[\"{p.Name}\"] must be an integer id");
-            vocab[p.Name] = id;
-        }
+        var vocab = ReadVocabulary(json);
 
         var merges = new List<(string, string)>();
         var mergesJson = json.Get("merges", JsonValueKind.Array);

@@ -18,7 +18,7 @@ public sealed class BpeTokenizerTests
 {
     private static readonly ConcurrentDictionary<string, TextTokenizer> Variants = new();
 
-    private string _temp = "";
+    private TempFolder _temp = null!;
 
     public static IEnumerable<TestCaseData> ReferenceCases()
     {
@@ -36,17 +36,10 @@ public sealed class BpeTokenizerTests
     }
 
     [SetUp]
-    public void CreateTempFolder()
-    {
-        _temp = Path.Combine(Path.GetTempPath(), "tokenembed-bpe-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(_temp);
-    }
+    public void CreateTempFolder() => _temp = new TempFolder();
 
     [TearDown]
-    public void DeleteTempFolder()
-    {
-        if (Directory.Exists(_temp)) Directory.Delete(_temp, recursive: true);
-    }
+    public void DeleteTempFolder() => _temp.Dispose();
 
     [TestCaseSource(nameof(ReferenceCases))]
     public void Variant_matches_hugging_face(string set, string text, int[] expected)
@@ -94,7 +87,7 @@ public sealed class BpeTokenizerTests
         string path = WriteTokenizer("""
             {"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a b"]}}
             """);
-        var e = Assert.Throws<ModelLoadException>(() => TokenizerLoader.FromFolder(_temp));
+        var e = Assert.Throws<ModelLoadException>(() => TokenizerLoader.FromFolder(_temp.Path));
         Assert.Multiple(() =>
         {
             Assert.That(e!.Message, Does.Contain("merges[0]").And.Contain("\"ab\"").And.Contain("tokenizer.json"));
@@ -108,7 +101,7 @@ public sealed class BpeTokenizerTests
     public void Malformed_merges_throw(string merges, string where)
     {
         WriteTokenizer($$$"""{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": {{{merges}}}}}""");
-        var e = Assert.Throws<ModelLoadException>(() => TokenizerLoader.FromFolder(_temp));
+        var e = Assert.Throws<ModelLoadException>(() => TokenizerLoader.FromFolder(_temp.Path));
         Assert.That(e!.Message, Does.Contain(where));
     }
 
@@ -116,9 +109,9 @@ public sealed class BpeTokenizerTests
     public void Bpe_dropout_and_missing_unk_token_are_load_errors()
     {
         WriteTokenizer("""{"model": {"type": "BPE", "dropout": 0.1, "vocab": {"a": 0}, "merges": []}}""");
-        Assert.That(() => TokenizerLoader.FromFolder(_temp), Throws.InstanceOf<ModelLoadException>().With.Message.Contain("dropout"));
+        Assert.That(() => TokenizerLoader.FromFolder(_temp.Path), Throws.InstanceOf<ModelLoadException>().With.Message.Contain("dropout"));
         WriteTokenizer("""{"model": {"type": "BPE", "unk_token": "<unk>", "vocab": {"a": 0}, "merges": []}}""");
-        Assert.That(() => TokenizerLoader.FromFolder(_temp), Throws.InstanceOf<ModelLoadException>().With.Message.Contain("<unk>"));
+        Assert.That(() => TokenizerLoader.FromFolder(_temp.Path), Throws.InstanceOf<ModelLoadException>().With.Message.Contain("<unk>"));
     }
 
     [Test]
@@ -128,13 +121,13 @@ public sealed class BpeTokenizerTests
             {"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "a(?<=b"}, "behavior": "Isolated", "invert": false},
              "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}
             """);
-        var e = Assert.Throws<ModelLoadException>(() => TokenizerLoader.FromFolder(_temp));
+        var e = Assert.Throws<ModelLoadException>(() => TokenizerLoader.FromFolder(_temp.Path));
         Assert.That(e!.Message, Does.Contain("pre_tokenizer.pattern"));
         WriteTokenizer("""
             {"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways", "invert": false},
              "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}
             """);
-        e = Assert.Throws<ModelLoadException>(() => TokenizerLoader.FromFolder(_temp));
+        e = Assert.Throws<ModelLoadException>(() => TokenizerLoader.FromFolder(_temp.Path));
         Assert.That(e!.Message, Does.Contain("Sideways"));
     }
 
@@ -143,9 +136,9 @@ public sealed class BpeTokenizerTests
     {
         // The slow GPT-2/RoBERTa/Qwen2 files: the pre-tokenizer and template depend on the tokenizer class, so
         // they are not guessed; tokenizer.json is required.
-        File.WriteAllText(Path.Combine(_temp, "vocab.json"), """{"a": 0, "b": 1, "ab": 2}""");
-        File.WriteAllText(Path.Combine(_temp, "merges.txt"), "#version: 0.2\na b\n");
-        var e = Assert.Throws<ModelLoadException>(() => TokenizerLoader.FromFolder(_temp));
+        File.WriteAllText(_temp.File("vocab.json"), """{"a": 0, "b": 1, "ab": 2}""");
+        File.WriteAllText(_temp.File("merges.txt"), "#version: 0.2\na b\n");
+        var e = Assert.Throws<ModelLoadException>(() => TokenizerLoader.FromFolder(_temp.Path));
         Assert.That(e!.Message, Does.Contain("vocab.json").And.Contain("tokenizer.json"));
     }
 
@@ -181,7 +174,7 @@ public sealed class BpeTokenizerTests
 
     private string WriteTokenizer(string json)
     {
-        string path = Path.Combine(_temp, "tokenizer.json");
+        string path = _temp.File("tokenizer.json");
         File.WriteAllText(path, json);
         return path;
     }
@@ -199,17 +192,8 @@ public sealed class BpeTokenizerTests
 
     private static TextTokenizer FromJson(string json)
     {
-        string folder = Path.Combine(Path.GetTempPath(), "tokenembed-bpe-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(folder);
-        try
-        {
-            string path = Path.Combine(folder, "tokenizer.json");
-            File.WriteAllText(path, json);
-            return TokenizerLoader.FromTokenizerJson(path);
-        }
-        finally
-        {
-            Directory.Delete(folder, recursive: true);
-        }
+        using var folder = new TempFolder();
+        File.WriteAllText(folder.File("tokenizer.json"), json);
+        return TokenizerLoader.FromTokenizerJson(folder.File("tokenizer.json"));
     }
 }
