@@ -59,8 +59,10 @@ internal abstract class TokenModel
             maxId = Math.Max(maxId, id);
         }
         var idToToken = new string?[maxId + 1];
-        foreach (var (token, id) in vocab.OrderBy(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal))
-            idToToken[id] ??= token;
+        foreach (var (token, id) in vocab)
+        {
+            if (idToToken[id] is not { } other || string.CompareOrdinal(token, other) < 0) idToToken[id] = token;
+        }
         return idToToken;
     }
 
