@@ -47,6 +47,29 @@ public sealed class BpeTokenizerTests
         Assert.That(tokenizer.Encode(text, addSpecialTokens: false), Is.EqualTo(expected), $"{set}: {JsonSerializer.Serialize(text)}");
     }
 
+    /// <summary>
+    /// 600 random texts (whitespace runs, CRLF, contractions with ſ and the Kelvin sign, accents, CJK, RTL, Indic,
+    /// astral letters/digits/emoji, special-token literals, control and format characters; goldens.fuzz.json from
+    /// hf-reference/fuzz.mjs) give Hugging Face's ids, with and without special tokens.
+    /// </summary>
+    [TestCase("modernbert")]
+    [TestCase("qwen3")]
+    public void Random_texts_match_the_fuzz_goldens(string fixture)
+    {
+        var cases = GoldenCase.Load(fixture, "goldens.fuzz.json");
+        var t = TokenizerGoldenTests.Tokenizer(fixture);
+        var mismatches = cases
+            .Where(c => !t.Encode(c.Text, addSpecialTokens: true).SequenceEqual(c.Ids) || !t.Encode(c.Text, addSpecialTokens: false).SequenceEqual(c.IdsNoSpecial))
+            .Select(c => JsonSerializer.Serialize(c.Text))
+            .ToList();
+        TestContext.Out.WriteLine($"{fixture}: {cases.Count - mismatches.Count}/{cases.Count} random texts match");
+        Assert.Multiple(() =>
+        {
+            Assert.That(cases, Has.Count.EqualTo(600));
+            Assert.That(mismatches, Is.Empty);
+        });
+    }
+
     [Test]
     public void Modernbert_exposes_template_and_special_token_facts()
     {

@@ -32,11 +32,9 @@ tricky=["\U0001D518\U0001D52Babc","x\U0001D7CE\U0001D7CF2","abc\U0001D518 d","(\
 cases.append({"name":"qwen3-tricky","json":F+'qwen3/tokenizer.json',"texts":tricky})
 cases.append({"name":"modernbert-tricky","json":F+'modernbert/tokenizer.json',"texts":tricky})
 json.dump(cases,open('cases.json','w'))
-raise SystemExit  # (the fuzz set below was a one-off check, see README.md)
-# fuzz
+# random texts for ../modernbert and ../qwen3 goldens.fuzz.json (fuzz.mjs encodes them)
 pool=list("abcdefgXYZ0123456789 ")+[" "]*6+["\n","\r","\t","'s","'S","'ll","'ſ","\u212A","!","?",".",",","-","_","(",")","[","]","<",">","|","'","\"","é","ü","ß","İ","ı","Ω","я","中","文","日","ｶ","한","ع","١","٢","ह","ि","ก","\u00a0","\u3000","\u0085","\u2028","\u200b","\u200d","\ufeff","\u00ad","\u0301","\U0001D518","\U0001D52B","\U0001D7CE","\U0001F600","\U0001F44D","\U0001F3FD","\U00020000","\U000104A0","\U0001F1EB","½","²","①","™","ﬁ","[MASK]","[CLS]","<|endoftext|>","<|im_start|>","<think>","|||IP_ADDRESS|||","\x00","\x07","\x7f","\ufffd","$","%","*","/","\\","~","`","^","&","#","@"]
 texts=[]
-for i in range(3000):
+for i in range(600):
     n=random.randint(1,30); texts.append("".join(random.choice(pool) for _ in range(n)))
-fz=[{"name":"modernbert","json":F+'modernbert/tokenizer.json',"texts":texts,"special":True},{"name":"qwen3","json":F+'qwen3/tokenizer.json',"texts":texts,"special":True}]
-json.dump(fz,open('fuzz.json','w'))
+json.dump({"seed":7,"texts":texts},open('fuzz_texts.json','w'),ensure_ascii=False)
