@@ -11,6 +11,7 @@ internal sealed class LiteralMatcher
 {
     private readonly SearchValues<char> _firstChars;
     private readonly Dictionary<char, (string Pattern, int Index)[]> _byFirstChar;
+    private readonly Dictionary<char, SearchValues<char>?> _secondChars;   // null when a one-char pattern starts there
 
     /// <param name="patterns">Non-empty patterns; a match reports the index of its pattern in this list.</param>
     public LiteralMatcher(IReadOnlyList<string> patterns)
@@ -27,6 +28,11 @@ internal sealed class LiteralMatcher
         _byFirstChar = groups.ToDictionary(
             g => g.Key,
             g => g.Value.OrderByDescending(x => x.Item1.Length).ThenBy(x => x.Item2).ToArray());
+        // The characters that can follow each first character (many patterns, e.g. runs of spaces, share a first
+        // character that is common in text: most occurrences are rejected by this one test).
+        _secondChars = _byFirstChar.ToDictionary(
+            g => g.Key,
+            g => g.Value.Any(x => x.Pattern.Length == 1) ? null : SearchValues.Create(g.Value.Select(x => x.Pattern[1]).Distinct().ToArray()));
         _firstChars = SearchValues.Create(groups.Keys.ToArray());
         IsEmpty = groups.Count == 0;
     }
@@ -42,7 +48,13 @@ internal sealed class LiteralMatcher
             int i = text[from..].IndexOfAny(_firstChars);
             if (i < 0) break;
             i += from;
-            var candidates = _byFirstChar[text[i]];
+            char first = text[i];
+            if (_secondChars[first] is { } second && (i + 1 >= text.Length || !second.Contains(text[i + 1])))
+            {
+                from = i + 1;
+                continue;
+            }
+            var candidates = _byFirstChar[first];
             ReadOnlySpan<char> rest = text[i..];
             foreach (var (pattern, index) in candidates)
             {

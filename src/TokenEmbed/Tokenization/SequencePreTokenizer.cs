@@ -27,8 +27,7 @@ internal sealed class SequencePreTokenizer : TextPreTokenizer
         for (int p = 0; p < _preTokenizers.Length; p++)
         {
             var target = p == _preTokenizers.Length - 1 ? words : next;
-            for (int i = 0; i < current.Count; i++)
-                _preTokenizers[p].PreTokenize(current[i], target, atInputStart && i == 0 && StartsTogether(current[i], text));
+            _preTokenizers[p].PreTokenizeAll(current, target, atInputStart && current.Count > 0 && StartsTogether(current[0], text));
             if (target == next)
             {
                 (current, next) = (next, current);

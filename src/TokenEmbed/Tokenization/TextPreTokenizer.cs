@@ -19,6 +19,16 @@ internal abstract class TextPreTokenizer
         PreTokenize(text, words);
 
     /// <summary>
+    /// Appends the words of each of <paramref name="pieces"/>, in order (what a <c>Sequence</c> hands to its later
+    /// members); only the first piece can begin at the start of the input (<paramref name="firstAtInputStart"/>).
+    /// Pre-tokenizers that rewrite text may override this to do all the pieces in one pass.
+    /// </summary>
+    public virtual void PreTokenizeAll(IReadOnlyList<ReadOnlyMemory<char>> pieces, List<ReadOnlyMemory<char>> words, bool firstAtInputStart)
+    {
+        for (int i = 0; i < pieces.Count; i++) PreTokenize(pieces[i], words, firstAtInputStart && i == 0);
+    }
+
+    /// <summary>
     /// Builds the pre-tokenizer a <c>tokenizer.json</c> <c>pre_tokenizer</c> object describes (null for none);
     /// an unsupported type throws <see cref="ModelLoadException"/>.
     /// </summary>
@@ -33,6 +43,11 @@ internal abstract class TextPreTokenizer
                 return new WhitespaceSplitPreTokenizer();
             case "Metaspace":
                 return MetaspacePreTokenizer.FromMetaspaceJson(json);
+            case "ByteLevel":
+                // trim_offsets only changes offsets.
+                return new ByteLevelPreTokenizer(json.GetBool("add_prefix_space", true), json.GetBool("use_regex", true));
+            case "Split":
+                return SplitPreTokenizer.FromSplitJson(json);
             case "Sequence":
                 var parts = new List<TextPreTokenizer>();
                 foreach (var item in json.GetComponents("pretokenizers"))

@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace TokenEmbed.Tokenization;
 
 /// <summary>A Hugging Face tokenization model (WordPiece, BPE, Unigram, …): maps one pre-tokenized word to ids.</summary>
@@ -30,6 +32,40 @@ internal abstract class TokenModel
     /// <summary>The largest id in the vocabulary, or -1 when it is empty.</summary>
     public abstract int MaxId { get; }
 
+    /// <summary>Reads the <c>vocab</c> object (token → id) of a model.</summary>
+    protected static Dictionary<string, int> ReadVocabulary(JsonComponent json)
+    {
+        var vocabJson = json.Get("vocab", JsonValueKind.Object) ?? throw json.Invalid($"{json.Path}.vocab is missing");
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var p in vocabJson.EnumerateObject())
+        {
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id))
+                throw json.Invalid($"{json.Path}.vocab[\"{p.Name}\"] must be an integer id");
+            vocab[p.Name] = id;
+        }
+        return vocab;
+    }
+
+    /// <summary>
+    /// Id → token over 0..max id (null in holes; of tokens sharing an id, the ordinally first); a negative id throws
+    /// <see cref="ModelLoadException"/>.
+    /// </summary>
+    protected static string?[] BuildIdToToken(Dictionary<string, int> vocab, string filePath)
+    {
+        int maxId = -1;
+        foreach (var id in vocab.Values)
+        {
+            if (id < 0) throw new ModelLoadException($"{Path.GetFileName(filePath)}: negative token id {id} in the vocabulary ({filePath})", filePath);
+            maxId = Math.Max(maxId, id);
+        }
+        var idToToken = new string?[maxId + 1];
+        foreach (var (token, id) in vocab)
+        {
+            if (idToToken[id] is not { } other || string.CompareOrdinal(token, other) < 0) idToToken[id] = token;
+        }
+        return idToToken;
+    }
+
     /// <summary>
     /// Builds the model a <c>tokenizer.json</c> <c>model</c> object describes; an unsupported type throws
     /// <see cref="ModelLoadException"/>.
@@ -38,6 +74,7 @@ internal abstract class TokenModel
     {
         "WordPiece" => WordPieceModel.FromWordPieceJson(json),
         "Unigram" => UnigramModel.FromUnigramJson(json),
+        "BPE" => BpeModel.FromBpeJson(json),
         _ => throw json.Unsupported("model"),
     };
 }

@@ -30,16 +30,8 @@ internal sealed class WordPieceModel : TokenModel
             throw new ModelLoadException($"{Path.GetFileName(filePath)}: max_input_chars_per_word must be positive ({filePath})", filePath);
         _maxInputCharsPerWord = maxInputCharsPerWord;
 
-        int maxId = -1;
-        foreach (var id in vocab.Values)
-        {
-            if (id < 0) throw new ModelLoadException($"{Path.GetFileName(filePath)}: negative token id {id} in the vocabulary ({filePath})", filePath);
-            maxId = Math.Max(maxId, id);
-        }
-        _idToToken = new string?[maxId + 1];
-        foreach (var (token, id) in vocab.OrderBy(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal))
-            _idToToken[id] ??= token;
-        MaxId = maxId;
+        _idToToken = BuildIdToToken(vocab, filePath);
+        MaxId = _idToToken.Length - 1;
 
         // Dense vocabulary for Microsoft.ML (one token per line, id = line number). Tokens it cannot hold as a line
         // (empty, or containing a line break) can never be produced by WordPiece over pre-tokenized words anyway.
@@ -80,14 +72,7 @@ internal sealed class WordPieceModel : TokenModel
 
     public static WordPieceModel FromWordPieceJson(JsonComponent json)
     {
-        var vocabJson = json.Get("vocab", JsonValueKind.Object) ?? throw json.Invalid($"{json.Path}.vocab is missing");
-        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var p in vocabJson.EnumerateObject())
-        {
-            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id))
-                throw json.Invalid($"{json.Path}.vocab[\"{p.Name}\"] must be an integer id");
-            vocab[p.Name] = id;
-        }
+        var vocab = ReadVocabulary(json);
         return new WordPieceModel(
             vocab,
             json.GetString("unk_token") ?? "[UNK]",

@@ -10,6 +10,9 @@ internal sealed record GoldenCase(string Fixture, string Name, string Text, int[
     /// <summary>The tokenizer fixtures whose goldens the WordPiece tokenizer must reproduce.</summary>
     public static readonly string[] WordPieceFixtures = ["bert-base-uncased", "answerai-colbert-small-v1"];
 
+    /// <summary>The byte-level BPE tokenizer fixtures (ModernBERT: ByteLevel + template; Qwen3: Split + ByteLevel, no template).</summary>
+    public static readonly string[] BpeFixtures = ["modernbert", "qwen3"];
+
     /// <summary>The fixture folder, e.g. Fixtures/tokenizers/bert-base-uncased.</summary>
     public static string Folder(string fixture) => TestPaths.Fixture("tokenizers", fixture);
 
