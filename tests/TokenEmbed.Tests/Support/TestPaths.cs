@@ -8,8 +8,35 @@ internal static class TestPaths
     /// <summary>Fixtures vendored in this repository (copied next to the test assembly).</summary>
     public static string Fixtures => Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures");
 
-    /// <summary>A vendored fixture path, e.g. Fixture("tokenizers", "bert-base-uncased").</summary>
-    public static string Fixture(params string[] parts) => Path.Combine([Fixtures, .. parts]);
+    /// <summary>
+    /// A vendored fixture path, e.g. Fixture("tokenizers", "bert-base-uncased"). Files too large to keep in git as they
+    /// are (Qwen3's 11 MB tokenizer.json) are vendored gzipped; a fixture folder gets them inflated beside the .gz on first use.
+    /// </summary>
+    public static string Fixture(params string[] parts)
+    {
+        var path = Path.Combine([Fixtures, .. parts]);
+        if (Directory.Exists(path)) InflateGzipped(path);
+        return path;
+    }
+
+    private static readonly object InflateGate = new();
+
+    private static void InflateGzipped(string folder)
+    {
+        lock (InflateGate)
+        {
+            foreach (var gz in Directory.EnumerateFiles(folder, "*.gz"))
+            {
+                var target = gz[..^3];
+                if (File.Exists(target)) continue;
+                var tmp = target + ".tmp";
+                using (var input = new System.IO.Compression.GZipStream(File.OpenRead(gz), System.IO.Compression.CompressionMode.Decompress))
+                using (var output = File.Create(tmp))
+                    input.CopyTo(output);
+                File.Move(tmp, target);
+            }
+        }
+    }
 
     /// <summary>
     /// The folder of large shared models (../shared/models beside the repository, or TOKENEMBED_MODELS),
