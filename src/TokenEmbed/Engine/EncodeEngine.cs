@@ -61,11 +61,12 @@ internal sealed class EncodeEngine
             {
                 ids = prompt.TokenIds is int[] arr ? arr : prompt.TokenIds!.ToArray();
                 if (keep is { } k && ids.Length > k) ids = ids.AsSpan(ids.Length - k).ToArray();
-                foreach (var id in ids)
-                    if (id < 0 || id >= _model.VocabSize)
-                        throw new ArgumentOutOfRangeException(nameof(prompts), id,
-                            $"Prompt {i} has token id {id}, outside the model's vocabulary [0, {_model.VocabSize}).");
             }
+            // Token-id prompts, and tokenizers whose vocabulary is larger than the model's embedding table.
+            foreach (var id in ids)
+                if ((uint)id >= (uint)_model.VocabSize)
+                    throw new ArgumentOutOfRangeException(nameof(prompts), id,
+                        $"Prompt {i} has token id {id}{(prompt.Text != null ? " (from the tokenizer)" : "")}, outside the model's vocabulary [0, {_model.VocabSize}).");
             if (ids.Length == 0) throw new ArgumentException($"Prompt {i} has no tokens.", nameof(prompts));
             if (ids.Length > _model.MaxModelLength) throw new PromptTooLongException(ids.Length, _model.MaxModelLength, i);
             result[i] = ids;

@@ -28,6 +28,17 @@ public sealed class EncodeApiTests
     }
 
     [Test]
+    public void TokenizerIdsBeyondTheEmbeddingTableAreAClearError()
+    {
+        // The golden model has 1000 embeddings; bert-base-uncased's tokenizer gives ids up to 30521.
+        using var f = new TempFolder().CopyFrom(TestPaths.Fixture("goldens", "bert"), "config.json", "model.safetensors");
+        File.Copy(Path.Combine(TestPaths.Fixture("tokenizers", "bert-base-uncased"), "tokenizer.json"), f.File("tokenizer.json"));
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => llm.Encode("hello world", PoolingTask.TokenEmbed))!;
+        Assert.That(e.Message, Does.Contain("7592").And.Contain("from the tokenizer").And.Contain("1000"));
+    }
+
+    [Test]
     public void TokenEmbedKeepsEveryTokenAndNormalizes()
     {
         var o = _llm.Encode(Prompt.FromTokenIds(Ids), PoolingTask.TokenEmbed)[0];
