@@ -80,4 +80,18 @@ internal static class Attention
 
     /// <summary>GQA: repeats each of the kv heads [B, kvHeads, S, hd] <paramref name="nRep"/> times along the head axis.</summary>
     public static Tensor RepeatKv(Tensor x, int nRep) => nRep == 1 ? x.alias() : x.repeat_interleave(nRep, 1);
+
+    /// <summary>
+    /// Self-attention over a fused projection <paramref name="qkv"/> [B, T, 3·heads·hd] laid out as [Q; K; V] (ModernBERT's
+    /// <c>Wqkv</c>, Jina's <c>mixer.Wqkv</c>): splits it, rotates Q and K with <paramref name="rope"/>, attends, merges heads.
+    /// Call inside a dispose scope (the intermediates are left to it).
+    /// </summary>
+    public static Tensor FusedQkvRotary(Tensor qkv, int heads, int headDim, Tensor? additiveMask, Func<Tensor, Tensor> rope)
+    {
+        long hidden = (long)heads * headDim;
+        var q = rope(SplitHeads(qkv.narrow(-1, 0, hidden), heads, headDim));
+        var k = rope(SplitHeads(qkv.narrow(-1, hidden, hidden), heads, headDim));
+        var v = SplitHeads(qkv.narrow(-1, 2 * hidden, hidden), heads, headDim);
+        return MergeHeads(ScaledDotProduct(q, k, v, additiveMask));
+    }
 }

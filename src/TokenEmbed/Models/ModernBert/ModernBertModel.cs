@@ -55,11 +55,7 @@ internal sealed class ModernBertAttention : nn.Module<Tensor, Tensor, Tensor, Te
     public override Tensor forward(Tensor x, Tensor mask, Tensor cos, Tensor sin)
     {
         using var scope = NewDisposeScope();
-        var qkv = Wqkv.forward(x).chunk(3, -1);
-        var q = Rotary.ApplyInFloat32(Attention.SplitHeads(qkv[0], _heads, _headDim), cos, sin);
-        var k = Rotary.ApplyInFloat32(Attention.SplitHeads(qkv[1], _heads, _headDim), cos, sin);
-        var v = Attention.SplitHeads(qkv[2], _heads, _headDim);
-        var ctx = Attention.MergeHeads(Attention.ScaledDotProduct(q, k, v, mask));
+        var ctx = Attention.FusedQkvRotary(Wqkv.forward(x), _heads, _headDim, mask, t => Rotary.ApplyInFloat32(t, cos, sin));
         return Wo.forward(ctx).MoveToOuterDisposeScope();
     }
 }

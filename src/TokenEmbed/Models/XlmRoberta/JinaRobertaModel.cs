@@ -46,13 +46,11 @@ internal sealed class JinaMha : nn.Module<Tensor, Tensor?, (Tensor Cos, Tensor S
     private readonly Linear out_proj;
     private readonly int _heads;
     private readonly int _headDim;
-    private readonly int _hidden;
 
     public JinaMha(JinaRobertaConfig c) : base("mixer")
     {
         _heads = c.NumAttentionHeads;
         _headDim = c.HeadDim;
-        _hidden = c.HiddenSize;
         Wqkv = nn.Linear(c.HiddenSize, 3L * c.HiddenSize);
         out_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
         RegisterComponents();
@@ -61,11 +59,7 @@ internal sealed class JinaMha : nn.Module<Tensor, Tensor?, (Tensor Cos, Tensor S
     public override Tensor forward(Tensor h, Tensor? mask, (Tensor Cos, Tensor Sin) rope)
     {
         using var scope = NewDisposeScope();
-        var qkv = Wqkv.forward(h);
-        var q = Rotary.ApplyPartial(Attention.SplitHeads(qkv.narrow(-1, 0, _hidden), _heads, _headDim), rope.Cos, rope.Sin);
-        var k = Rotary.ApplyPartial(Attention.SplitHeads(qkv.narrow(-1, _hidden, _hidden), _heads, _headDim), rope.Cos, rope.Sin);
-        var v = Attention.SplitHeads(qkv.narrow(-1, 2L * _hidden, _hidden), _heads, _headDim);
-        var ctx = Attention.MergeHeads(Attention.ScaledDotProduct(q, k, v, mask));
+        var ctx = Attention.FusedQkvRotary(Wqkv.forward(h), _heads, _headDim, mask, t => Rotary.ApplyPartial(t, rope.Cos, rope.Sin));
         return out_proj.forward(ctx).MoveToOuterDisposeScope();
     }
 }
