@@ -4,7 +4,7 @@ namespace TokenEmbed;
 /// Thrown when a model folder cannot be loaded: a missing or malformed file, a weight that is missing,
 /// unexpected or of the wrong shape, or a configuration value that the library cannot honour.
 /// </summary>
-public class ModelLoadException : Exception
+public sealed class ModelLoadException : Exception
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="message">What is wrong, naming the file, tensor or field.</param>
