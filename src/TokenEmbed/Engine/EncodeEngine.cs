@@ -108,7 +108,8 @@ internal sealed class EncodeEngine
         var b = rows.Length;
         var idData = new long[b * t];
         var maskData = new long[b * t];
-        var pad = _model.Tokenizer?.PadTokenId ?? 0;
+        // Padded positions are masked; their id only has to be a valid row of the embedding table.
+        var pad = _model.Tokenizer?.PadTokenId is { } p && (uint)p < (uint)_model.VocabSize ? p : 0;
         for (var r = 0; r < b; r++)
         {
             var seq = ids[rows[r]];
