@@ -12,7 +12,32 @@ namespace TokenEmbed.Loading;
 internal static class SafeTensorConvert
 {
     /// <summary>Converts IEEE binary16 bit patterns to float32.</summary>
-    public static void F16ToF32(ReadOnlySpan<ushort> source, Span<float> destination)
+    public static void F16ToF32(ReadOnlySpan<ushort> source, Span<float> destination) => Widen16<HalfBits>(source, destination);
+
+    /// <summary>Converts bfloat16 bit patterns to float32 (they are the upper 16 bits of a float32).</summary>
+    public static void BF16ToF32(ReadOnlySpan<ushort> source, Span<float> destination) => Widen16<BFloat16Bits>(source, destination);
+
+    /// <summary>A 16-bit float format: its bits widened to float32 bits, vectorized and scalar.</summary>
+    private interface IFloat16Format
+    {
+        static abstract Vector<uint> ToSingleBits(Vector<uint> bits);
+        static abstract float ToSingle(ushort bits);
+    }
+
+    private readonly struct HalfBits : IFloat16Format
+    {
+        public static Vector<uint> ToSingleBits(Vector<uint> bits) => HalfBitsToSingleBits(bits);
+        public static float ToSingle(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
+    }
+
+    private readonly struct BFloat16Bits : IFloat16Format
+    {
+        public static Vector<uint> ToSingleBits(Vector<uint> bits) => Vector.ShiftLeft(bits, 16);
+        public static float ToSingle(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
+    }
+
+    // One loop for both formats; the JIT specializes it per struct, so the conversion stays inlined.
+    private static void Widen16<TFormat>(ReadOnlySpan<ushort> source, Span<float> destination) where TFormat : struct, IFloat16Format
     {
         if (destination.Length < source.Length) throw new ArgumentException("Destination is too short.", nameof(destination));
         int i = 0;
@@ -26,12 +51,12 @@ internal static class SafeTensorConvert
             {
                 var h = Vector.LoadUnsafe(ref src, (nuint)i);
                 Vector.Widen(h, out Vector<uint> lo, out Vector<uint> hi);
-                Vector.StoreUnsafe(HalfBitsToSingleBits(lo), ref dst, (nuint)i);
-                Vector.StoreUnsafe(HalfBitsToSingleBits(hi), ref dst, (nuint)(i + half));
+                Vector.StoreUnsafe(TFormat.ToSingleBits(lo), ref dst, (nuint)i);
+                Vector.StoreUnsafe(TFormat.ToSingleBits(hi), ref dst, (nuint)(i + half));
             }
         }
         for (; i < source.Length; i++)
-            destination[i] = (float)BitConverter.UInt16BitsToHalf(source[i]);
+            destination[i] = TFormat.ToSingle(source[i]);
     }
 
     // Fabian Giesen's half_to_float (magic-number variant): exact for every finite value, infinities and NaNs.
@@ -49,29 +74,6 @@ internal static class SafeTensorConvert
             Vector.AsVectorSingle(o + new Vector<uint>(1u << 23)) - Vector.AsVectorSingle(new Vector<uint>(113u << 23)));
         o = Vector.ConditionalSelect(Vector.Equals(exp, Vector<uint>.Zero), sub, o);
         return o | Vector.ShiftLeft(h & new Vector<uint>(0x8000u), 16);
-    }
-
-    /// <summary>Converts bfloat16 bit patterns to float32 (they are the upper 16 bits of a float32).</summary>
-    public static void BF16ToF32(ReadOnlySpan<ushort> source, Span<float> destination)
-    {
-        if (destination.Length < source.Length) throw new ArgumentException("Destination is too short.", nameof(destination));
-        int i = 0;
-        if (Vector.IsHardwareAccelerated && source.Length >= Vector<ushort>.Count)
-        {
-            ref ushort src = ref MemoryMarshal.GetReference(source);
-            ref uint dst = ref Unsafe.As<float, uint>(ref MemoryMarshal.GetReference(destination));
-            int step = Vector<ushort>.Count;
-            int half = Vector<uint>.Count;
-            for (; i <= source.Length - step; i += step)
-            {
-                var h = Vector.LoadUnsafe(ref src, (nuint)i);
-                Vector.Widen(h, out Vector<uint> lo, out Vector<uint> hi);
-                Vector.StoreUnsafe(Vector.ShiftLeft(lo, 16), ref dst, (nuint)i);
-                Vector.StoreUnsafe(Vector.ShiftLeft(hi, 16), ref dst, (nuint)(i + half));
-            }
-        }
-        for (; i < source.Length; i++)
-            destination[i] = BitConverter.UInt32BitsToSingle((uint)source[i] << 16);
     }
 
     /// <summary>Converts float64 to float32 (round to nearest even, as <c>(float)double</c>).</summary>

@@ -50,20 +50,28 @@ internal sealed unsafe class SafeTensorsFile : IDisposable
     /// <summary>The <c>__metadata__</c> entries (empty when absent).</summary>
     public IReadOnlyDictionary<string, string> Metadata => _metadata;
 
+    /// <summary>
+    /// <see cref="Path.GetFullPath(string)"/>, with an invalid path reported as a <see cref="ModelLoadException"/>
+    /// ("<paramref name="what"/> '<paramref name="path"/>': reason").
+    /// </summary>
+    internal static string FullPath(string path, string what)
+    {
+        try
+        {
+            return Path.GetFullPath(path);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new ModelLoadException($"{what} '{path}': {e.Message}", path, null, e);
+        }
+    }
+
     /// <summary>Opens, maps and validates a safetensors file.</summary>
     /// <exception cref="ModelLoadException">The file is missing, unreadable or malformed.</exception>
     public static SafeTensorsFile Open(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        string full;
-        try
-        {
-            full = Path.GetFullPath(path);
-        }
-        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
-        {
-            throw new ModelLoadException($"Cannot open safetensors file '{path}': {e.Message}", path, null, e);
-        }
+        var full = FullPath(path, "Cannot open safetensors file");
 
         if (!BitConverter.IsLittleEndian)
             throw new ModelLoadException($"Cannot open safetensors file '{full}': big-endian platforms are not supported.", full);

@@ -47,15 +47,7 @@ internal sealed class WeightSet : IDisposable
     public static WeightSet OpenCheckpoint(string folder)
     {
         ArgumentNullException.ThrowIfNull(folder);
-        string full;
-        try
-        {
-            full = Path.GetFullPath(folder);
-        }
-        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
-        {
-            throw new ModelLoadException($"Invalid model folder '{folder}': {e.Message}", folder, null, e);
-        }
+        var full = SafeTensorsFile.FullPath(folder, "Invalid model folder");
         if (!Directory.Exists(full))
             throw new ModelLoadException($"Model folder '{full}' does not exist.", full);
 

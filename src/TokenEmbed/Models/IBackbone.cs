@@ -1,4 +1,6 @@
 using TokenEmbed.Loading;
+using TokenEmbed.Models.Layers;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TokenEmbed.Models;
@@ -18,11 +20,17 @@ internal interface IBackbone : IDisposable
     /// <summary>Whether attention is causal (decoders: the default pooling is LAST, padding must not shift positions).</summary>
     bool IsCausal { get; }
 
-    /// <summary>Loads every parameter from <paramref name="weights"/> under <paramref name="prefix"/>, strictly.</summary>
-    void LoadWeights(WeightSet weights, string prefix, ISet<string> consumed);
+    /// <summary>
+    /// Loads every parameter from <paramref name="weights"/> under <paramref name="prefix"/>, strictly (every backbone is a
+    /// TorchSharp module whose parameter names are the state-dict names).
+    /// </summary>
+    void LoadWeights(WeightSet weights, string prefix, ISet<string> consumed) => WeightLoader.Load(AsModule, weights, prefix, consumed);
 
     /// <summary>Moves parameters to a device and dtype.</summary>
-    void To(Device device, ScalarType dtype);
+    void To(Device device, ScalarType dtype) => AsModule.to(device, dtype);
+
+    private nn.Module AsModule => this as nn.Module
+        ?? throw new InvalidOperationException($"{GetType().Name} implements IBackbone but is not a TorchSharp module.");
 
     /// <summary>Last hidden states [B, T, H] for right-padded ids [B, T] (int64) and mask [B, T] (int64, 1 = token).</summary>
     Tensor Forward(Tensor inputIds, Tensor attentionMask);

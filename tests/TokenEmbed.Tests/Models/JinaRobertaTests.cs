@@ -113,7 +113,7 @@ public sealed class JinaRobertaTests
         var cfg = JinaRobertaConfig.From(HfConfig.Load(f.File("config.json")));
         using var model = new JinaRobertaModel(cfg);
         using (var weights = WeightSet.OpenCheckpoint(f.Path))
-            model.LoadWeights(weights, "", new HashSet<string>());
+            TokenEmbed.Models.Layers.WeightLoader.Load(model, weights, "", new HashSet<string>());
         Assert.That(model.MaxPositions, Is.EqualTo(MaxPos - 1 - 1));
 
         var t = Ids.Max(r => r.Length);

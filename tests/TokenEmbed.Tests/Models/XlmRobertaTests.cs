@@ -42,7 +42,7 @@ public sealed class XlmRobertaTests
         var config = BertConfig.FromRoberta(HfConfig.Load(Path.Combine(Folder, "config.json")), defaultVocab: 30522);
         using var model = new BertModel(config);
         using (var weights = WeightSet.OpenCheckpoint(Folder))
-            model.LoadWeights(weights, "", new HashSet<string>());
+            TokenEmbed.Models.Layers.WeightLoader.Load(model, weights, "", new HashSet<string>());
         Assert.That(model.MaxPositions, Is.EqualTo(40 - 1 - 1), "max_position_embeddings − pad − 1");
 
         using var scope = NewDisposeScope();
@@ -56,7 +56,7 @@ public sealed class XlmRobertaTests
         // Negative control: the same weights with BERT's arange positions are far off, so the test sees the positions.
         using var bert = new BertModel(config with { Positions = BertPositions.Absolute });
         using (var weights = WeightSet.OpenCheckpoint(Folder))
-            bert.LoadWeights(weights, "", new HashSet<string>());
+            TokenEmbed.Models.Layers.WeightLoader.Load(bert, weights, "", new HashSet<string>());
         var (wrong, _) = MaxDiffValid(bert.Forward(tensor(_ids, _shape), tensor(_mask, _shape)).contiguous().data<float>().ToArray());
         TestContext.Out.WriteLine($"xlm_roberta with arange positions (control): max |diff| = {wrong:E2}");
         Assert.That(wrong, Is.GreaterThan(1e-2f));

@@ -1,4 +1,3 @@
-using TokenEmbed.Loading;
 using TokenEmbed.Models.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -250,10 +249,6 @@ internal sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>, IB
     public static bool IsIgnorable(string nameWithoutPrefix) =>
         nameWithoutPrefix.StartsWith("pooler.", StringComparison.Ordinal)
         || nameWithoutPrefix == "embeddings.position_ids";
-
-    public void LoadWeights(WeightSet weights, string prefix, ISet<string> consumed) => WeightLoader.Load(this, weights, prefix, consumed);
-
-    public void To(Device device, ScalarType dtype) => this.to(device, dtype);
 
     public Tensor Forward(Tensor inputIds, Tensor attentionMask) => forward(inputIds, attentionMask, null);
 

@@ -192,10 +192,6 @@ internal class DecoderModel : nn.Module<Tensor, Tensor, Tensor>, IBackbone
     /// </summary>
     public static bool IsIgnorable(string nameWithoutPrefix) => nameWithoutPrefix.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal);
 
-    public void LoadWeights(WeightSet weights, string prefix, ISet<string> consumed) => WeightLoader.Load(this, weights, prefix, consumed);
-
-    public void To(Device device, ScalarType dtype) => this.to(device, dtype);
-
     public Tensor Forward(Tensor inputIds, Tensor attentionMask) => forward(inputIds, attentionMask);
 
     public override Tensor forward(Tensor inputIds, Tensor attentionMask)

@@ -1,4 +1,3 @@
-using TokenEmbed.Loading;
 using TokenEmbed.Models.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -143,10 +142,6 @@ internal sealed class ModernBertModel : nn.Module<Tensor, Tensor, Tensor>, IBack
 
     /// <summary>Weights (name after the prefix) a ModernBERT checkpoint may carry that the backbone does not use: none.</summary>
     public static bool IsIgnorable(string nameWithoutPrefix) => false;
-
-    public void LoadWeights(WeightSet weights, string prefix, ISet<string> consumed) => WeightLoader.Load(this, weights, prefix, consumed);
-
-    public void To(Device device, ScalarType dtype) => this.to(device, dtype);
 
     public Tensor Forward(Tensor inputIds, Tensor attentionMask) => forward(inputIds, attentionMask);
 

@@ -1,4 +1,3 @@
-using TokenEmbed.Loading;
 using TokenEmbed.Models.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -171,10 +170,6 @@ internal sealed class JinaRobertaModel : nn.Module<Tensor, Tensor, Tensor>, IBac
 
     /// <summary>Weights Jina checkpoints carry that a pooling model does not use.</summary>
     public static bool IsIgnorable(string nameWithoutPrefix) => nameWithoutPrefix.StartsWith("pooler.", StringComparison.Ordinal);
-
-    public void LoadWeights(WeightSet weights, string prefix, ISet<string> consumed) => WeightLoader.Load(this, weights, prefix, consumed);
-
-    public void To(Device device, ScalarType dtype) => this.to(device, dtype);
 
     public Tensor Forward(Tensor inputIds, Tensor attentionMask) => forward(inputIds, attentionMask);
 
