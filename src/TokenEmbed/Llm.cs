@@ -1,5 +1,6 @@
 using TokenEmbed.Engine;
 using TokenEmbed.Models;
+using TokenEmbed.Pooling;
 using TokenEmbed.Runtime;
 using TokenEmbed.Scoring;
 using TorchSharp;
@@ -17,6 +18,7 @@ namespace TokenEmbed;
 public sealed class Llm : IDisposable
 {
     private readonly PoolingModel _model;
+    private readonly InputProcessor _inputs;
     private readonly EncodeEngine _engine;
     private readonly object _gate = new();
     private bool _disposed;
@@ -39,6 +41,7 @@ public sealed class Llm : IDisposable
         _model = PoolingModel.Load(model, options);
         try
         {
+            _inputs = new InputProcessor(_model);
             _engine = new EncodeEngine(_model, options);
         }
         catch
@@ -52,10 +55,13 @@ public sealed class Llm : IDisposable
     public string Model { get; }
 
     /// <summary>The architecture that was loaded (config.json <c>architectures</c>).</summary>
-    public string Architecture => _model.Architecture;
+    public string Architecture => _model.Architecture.Name;
 
-    /// <summary>The size of output vectors before any Matryoshka cut (the projection size for ColBERT models).</summary>
-    public int Dimension => _model.OutputDimension;
+    /// <summary>
+    /// The size of TokenEmbed vectors before any Matryoshka cut (the projection size for ColBERT models). Embed vectors
+    /// have the same size, except for BGE-M3, whose Embed vector is the backbone's hidden state.
+    /// </summary>
+    public int Dimension => _model.Pooler.Dimension(PoolingTask.TokenEmbed);
 
     /// <summary>The most tokens a prompt may have.</summary>
     public int MaxModelLength => _model.MaxModelLength;
@@ -64,7 +70,7 @@ public sealed class Llm : IDisposable
     public string Device => _model.Device.ToString();
 
     /// <summary>Whether <see cref="Score(string, string, PoolingParams?)"/> uses late interaction (MaxSim) rather than cosine similarity.</summary>
-    public bool IsLateInteraction => _model.IsMultiVector;
+    public bool IsLateInteraction => _model.Pooler.IsLateInteraction;
 
     /// <summary>Token ids for <paramref name="text"/>, special tokens included, as <see cref="Encode(Prompt, PoolingTask, PoolingParams?)"/> sees them (before any truncation; no length check).</summary>
     /// <param name="text">The text.</param>
@@ -74,7 +80,7 @@ public sealed class Llm : IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return _engine.RequireTokenizer().Encode(text, addSpecialTokens: true);
+            return _inputs.RequireTokenizer().Encode(text, addSpecialTokens: true);
         }
     }
 
@@ -111,8 +117,9 @@ public sealed class Llm : IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var ids = _engine.Tokenize(prompts, poolingParams);
-            var outs = _engine.Run(ids, poolingTask, poolingParams);
+            var request = PoolingRequest.Resolve(poolingTask, poolingParams, _model.Pooler);
+            var ids = _inputs.Process(prompts, poolingParams);
+            var outs = _engine.Run(ids, request);
             var result = new PoolingRequestOutput[prompts.Count];
             for (var i = 0; i < result.Length; i++) result[i] = new PoolingRequestOutput(prompts[i].Text, ids[i], outs[i]);
             return result;
@@ -138,7 +145,7 @@ public sealed class Llm : IDisposable
     {
         ArgumentNullException.ThrowIfNull(text1);
         ArgumentNullException.ThrowIfNull(text2);
-        return ScoreCore([text1], text2, poolingParams);
+        return ScoreCore([text1], Texts(text2, nameof(text2)), poolingParams);
     }
 
     /// <summary>Scores pairs zipped from two lists of equal length (N:N); a one-element <paramref name="text1"/> is scored against every document.</summary>
@@ -151,21 +158,59 @@ public sealed class Llm : IDisposable
         ArgumentNullException.ThrowIfNull(text2);
         if (text1.Count != 1 && text1.Count != text2.Count)
             throw new ArgumentException($"Score needs text1 of length 1 or of the same length as text2; got {text1.Count} and {text2.Count}.", nameof(text1));
-        return ScoreCore(text1, text2, poolingParams);
+        return ScoreCore(Texts(text1, nameof(text1)), Texts(text2, nameof(text2)), poolingParams);
     }
 
-    private IReadOnlyList<ScoringRequestOutput> ScoreCore(IReadOnlyList<string> text1, IReadOnlyList<string> text2, PoolingParams? p)
+    /// <summary>Scores one pair of prompts (1:1): text, token ids, or both mixed.</summary>
+    /// <param name="query">The query.</param>
+    /// <param name="document">The document.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    public IReadOnlyList<ScoringRequestOutput> Score(Prompt query, Prompt document, PoolingParams? poolingParams = null)
     {
-        if (text2.Count == 0) return [];
-        var all = text1.Concat(text2).ToArray();
-        var task = _model.IsMultiVector ? PoolingTask.TokenEmbed : PoolingTask.Embed;
-        var encoded = Encode(all, task, p);
-        var scores = new ScoringRequestOutput[text2.Count];
-        for (var i = 0; i < text2.Count; i++)
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(document);
+        return ScoreCore([query], [document], poolingParams);
+    }
+
+    /// <summary>Scores one query prompt against many document prompts (1:N).</summary>
+    /// <param name="query">The query.</param>
+    /// <param name="documents">The documents.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    public IReadOnlyList<ScoringRequestOutput> Score(Prompt query, IReadOnlyList<Prompt> documents, PoolingParams? poolingParams = null)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(documents);
+        return ScoreCore([query], documents, poolingParams);
+    }
+
+    /// <summary>Scores prompt pairs zipped from two lists of equal length (N:N); a one-element <paramref name="queries"/> is scored against every document.</summary>
+    /// <param name="queries">The queries.</param>
+    /// <param name="documents">The documents.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    public IReadOnlyList<ScoringRequestOutput> Score(IReadOnlyList<Prompt> queries, IReadOnlyList<Prompt> documents, PoolingParams? poolingParams = null)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        ArgumentNullException.ThrowIfNull(documents);
+        if (queries.Count != 1 && queries.Count != documents.Count)
+            throw new ArgumentException($"Score needs one query or as many queries as documents; got {queries.Count} and {documents.Count}.", nameof(queries));
+        return ScoreCore(queries, documents, poolingParams);
+    }
+
+    private static Prompt[] Texts(IReadOnlyList<string> texts, string name) =>
+        texts.Select((t, i) => t is null ? throw new ArgumentNullException(name, $"Text {i} is null.") : Prompt.FromText(t)).ToArray();
+
+    private IReadOnlyList<ScoringRequestOutput> ScoreCore(IReadOnlyList<Prompt> queries, IReadOnlyList<Prompt> documents, PoolingParams? p)
+    {
+        if (documents.Count == 0) return [];
+        var all = queries.Concat(documents).ToArray();
+        var lateInteraction = _model.Pooler.IsLateInteraction;
+        var encoded = Encode(all, lateInteraction ? PoolingTask.TokenEmbed : PoolingTask.Embed, p);
+        var scores = new ScoringRequestOutput[documents.Count];
+        for (var i = 0; i < documents.Count; i++)
         {
-            var q = encoded[text1.Count == 1 ? 0 : i].Outputs;
-            var d = encoded[text1.Count + i].Outputs;
-            var s = _model.IsMultiVector ? MaxSim.Score(q, d) : Cosine(q.Data, d.Data);
+            var q = encoded[queries.Count == 1 ? 0 : i].Outputs;
+            var d = encoded[queries.Count + i].Outputs;
+            var s = lateInteraction ? MaxSim.Score(q, d) : Cosine(q.Data, d.Data);
             scores[i] = new ScoringRequestOutput(new ScoringOutput(s));
         }
         return scores;

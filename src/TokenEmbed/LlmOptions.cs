@@ -22,6 +22,13 @@ public sealed class LlmOptions
     /// </summary>
     public string? TorchLibraryPath { get; init; }
 
+    /// <summary>
+    /// Loads the folder as this architecture instead of config.json's <c>architectures</c> (vLLM's
+    /// <c>hf_overrides={"architectures": [...]}</c>), e.g. <c>"BgeM3EmbeddingModel"</c> for a bge-m3 folder, whose config.json
+    /// says <c>XLMRobertaModel</c>. <see langword="null"/> keeps config.json's.
+    /// </summary>
+    public string? Architecture { get; init; }
+
     /// <summary>Overrides the maximum prompt length in tokens (vLLM's <c>max_model_len</c>); never above the model's position limit.</summary>
     public int? MaxModelLength { get; init; }
 

@@ -32,6 +32,6 @@ internal interface IBackbone : IDisposable
     private nn.Module AsModule => this as nn.Module
         ?? throw new InvalidOperationException($"{GetType().Name} implements IBackbone but is not a TorchSharp module.");
 
-    /// <summary>Last hidden states [B, T, H] for right-padded ids [B, T] (int64) and mask [B, T] (int64, 1 = token).</summary>
-    Tensor Forward(Tensor inputIds, Tensor attentionMask);
+    /// <summary>Last hidden states [B, T, H] for a right-padded batch (ids and mask [B, T], optional positions and input embeddings).</summary>
+    Tensor Forward(ModelInput input);
 }

@@ -37,29 +37,33 @@ public sealed class BgeM3Tests
 
     private Prompt[] Prompts => Enumerable.Range(0, 2).Select(r => Prompt.FromTokenIds(Reference.ValidIds(_ids, _mask, _t, r))).ToArray();
 
-    /// <summary>normalize(W·h + b) for tokens <paramref name="from"/>.. of row r.</summary>
-    private float[] Expected(int r, int from)
+    /// <summary>normalize(W·h + b) for tokens <paramref name="from"/>.. of row r, with the first <paramref name="dim"/> rows of W.</summary>
+    private float[] Expected(int r, int from, int dim = Hidden)
     {
         var len = Prompts[r].TokenIds!.Count;
         var rows = Reference.Rows(_hidden, _t, Hidden, r, len).AsSpan(from * Hidden).ToArray();
-        var projected = Reference.Project(rows, Hidden, _w, Hidden);
-        for (var i = 0; i < projected.Length; i++) projected[i] += _b[i % Hidden];
-        return Reference.Normalize(projected, Hidden);
+        var projected = Reference.Project(rows, Hidden, _w.AsSpan(0, dim * Hidden).ToArray(), dim);
+        for (var i = 0; i < projected.Length; i++) projected[i] += _b[i % dim];
+        return Reference.Normalize(projected, dim);
     }
 
-    private TempFolder Build(string architecture, bool inCheckpoint, bool withSparse = false)
+    private static readonly LlmOptions AsBgeM3 = new() { Device = "cpu", Architecture = "BgeM3EmbeddingModel" };
+
+    private TempFolder Build(string architecture, bool inCheckpoint, bool withSparse = false, int dim = Hidden)
     {
         var tensors = Checkpoints.ReadAll(Golden);
         var f = new TempFolder();
+        var w = _w.AsSpan(0, dim * Hidden).ToArray();
+        var b = _b.AsSpan(0, dim).ToArray();
         if (inCheckpoint)
         {
-            tensors["colbert_linear.weight"] = ([Hidden, Hidden], _w);
-            tensors["colbert_linear.bias"] = ([Hidden], _b);
+            tensors["colbert_linear.weight"] = ([dim, Hidden], w);
+            tensors["colbert_linear.bias"] = ([dim], b);
         }
         else
         {
             SafeTensorsWriter.WriteF32(f.File("colbert_linear.safetensors"),
-                new Dictionary<string, (long[], float[])> { ["weight"] = ([Hidden, Hidden], _w), ["bias"] = ([Hidden], _b) });
+                new Dictionary<string, (long[], float[])> { ["weight"] = ([dim, Hidden], w), ["bias"] = ([dim], b) });
         }
         if (withSparse)
         {
@@ -71,13 +75,14 @@ public sealed class BgeM3Tests
         return f;
     }
 
-    [TestCase("XLMRobertaModel", false, false)]
+    [TestCase("XLMRobertaModel", false, false)]   // the hub's config.json, loaded with LlmOptions.Architecture
     [TestCase("BgeM3EmbeddingModel", true, true)]
     [TestCase("BgeM3EmbeddingModel", false, false)]
     public void TokenEmbedDropsBosAndProjects(string architecture, bool inCheckpoint, bool withSparse)
     {
         using var f = Build(architecture, inCheckpoint, withSparse);
-        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        using var llm = new Llm(f.Path, architecture == "XLMRobertaModel" ? AsBgeM3 : new LlmOptions { Device = "cpu" });
+        Assert.That(llm.Architecture, Is.EqualTo("BgeM3EmbeddingModel"));
         Assert.That(llm.IsLateInteraction, Is.False, "vLLM scores BGE-M3 by its dense vector");
 
         var outputs = llm.Encode(Prompts, PoolingTask.TokenEmbed);
@@ -103,7 +108,7 @@ public sealed class BgeM3Tests
     public void APromptWithoutBosKeepsEveryVector()
     {
         using var f = Build("XLMRobertaModel", inCheckpoint: false);
-        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        using var llm = new Llm(f.Path, AsBgeM3);
         var ids = Prompts[0].TokenIds!.Skip(1).ToArray();
         var o = llm.Encode(Prompt.FromTokenIds(ids), PoolingTask.TokenEmbed, new PoolingParams { Dimensions = 16 });
         Assert.That(o[0].Outputs.Shape, Is.EqualTo(new[] { ids.Length, 16 }));
@@ -125,8 +130,45 @@ public sealed class BgeM3Tests
         using var f = new TempFolder().CopyFrom(Golden, "model.safetensors", "config.json");
         SafeTensorsWriter.WriteF32(f.File("colbert_linear.safetensors"),
             new Dictionary<string, (long[], float[])> { ["weight"] = ([Hidden, 63], new float[Hidden * 63]) });
-        var e = Assert.Throws<ModelLoadException>(() => new Llm(f.Path, new LlmOptions { Device = "cpu" }).Dispose())!;
+        var e = Assert.Throws<ModelLoadException>(() => new Llm(f.Path, AsBgeM3).Dispose())!;
         Assert.That(e.Message, Does.Contain("[64, 63]"));
+    }
+
+    /// <summary>A plain XLM-R folder never silently becomes BGE-M3: the projection beside it is an error that names the override.</summary>
+    [TestCase(true)]
+    [TestCase(false)]
+    public void PlainXlmRobertaWithColBertLinearNamesTheOverride(bool inCheckpoint)
+    {
+        using var f = Build("XLMRobertaModel", inCheckpoint);
+        var e = Assert.Throws<ModelLoadException>(() => new Llm(f.Path, new LlmOptions { Device = "cpu" }).Dispose())!;
+        Assert.That(e.Message, Does.Contain("LlmOptions.Architecture = \"BgeM3EmbeddingModel\""));
+        Assert.That(e.TensorName, Is.EqualTo("colbert_linear.weight"));
+    }
+
+    /// <summary>
+    /// A non-square colbert_linear [32, 64]: Dimension is the TokenEmbed width (32), TokenEmbed vectors match
+    /// normalize(W·h + b), and Embed keeps the backbone's 64.
+    /// </summary>
+    [TestCase(true)]
+    [TestCase(false)]
+    public void NonSquareColBertLinearSetsDimension(bool inCheckpoint)
+    {
+        const int dim = 32;
+        using var f = Build("BgeM3EmbeddingModel", inCheckpoint, dim: dim);
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        Assert.That(llm.Dimension, Is.EqualTo(dim));
+        var outputs = llm.Encode(Prompts, PoolingTask.TokenEmbed);
+        var max = 0f;
+        for (var r = 0; r < 2; r++)
+        {
+            Assert.That(outputs[r].Outputs.Shape[1], Is.EqualTo(llm.Dimension));
+            max = Math.Max(max, Reference.MaxAbsDiff(outputs[r].Outputs.Data, Expected(r, 1, dim)));
+        }
+        TestContext.Out.WriteLine($"BGE-M3 non-square colbert_linear [{dim}, {Hidden}]: max |diff| = {max:E2}");
+        Assert.That(max, Is.LessThanOrEqualTo(1e-4f));
+        Assert.That(llm.Encode(Prompts[0], PoolingTask.Embed)[0].Outputs.Shape, Is.EqualTo(new[] { Hidden }));
+        Assert.That(() => llm.Encode(Prompts[0], PoolingTask.TokenEmbed, new PoolingParams { Dimensions = dim + 1 }),
+            Throws.TypeOf<ArgumentOutOfRangeException>(), "the cut is checked against the TokenEmbed width");
     }
 
     [Test]

@@ -1,3 +1,4 @@
+using TokenEmbed.Models;
 using System.Text.Json.Nodes;
 using NUnit.Framework;
 using TokenEmbed.Loading;
@@ -127,7 +128,7 @@ public sealed class JinaRobertaTests
         }
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
-        var actual = model.Forward(tensor(ids, [Ids.Length, t]), tensor(mask, [Ids.Length, t])).contiguous().data<float>().ToArray();
+        var actual = model.Forward(new ModelInput(tensor(ids, [Ids.Length, t]), tensor(mask, [Ids.Length, t]))).contiguous().data<float>().ToArray();
 
         var reference = Ref(w, "", rotaryDim ?? Hidden / Heads, act == "gelu_new");
         var max = 0.0;

@@ -1,3 +1,4 @@
+using TokenEmbed.Models;
 using NUnit.Framework;
 using TokenEmbed.Loading;
 using TokenEmbed.Models.ModernBert;
@@ -62,7 +63,7 @@ public sealed class ModernBertTests
         var g = ReadGolden();
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
-        var output = model.forward(tensor(g.Ids, [g.B, g.T]), tensor(g.Mask, [g.B, g.T])).contiguous();
+        var output = model.forward(new ModelInput(tensor(g.Ids, [g.B, g.T]), tensor(g.Mask, [g.B, g.T]))).contiguous();
         var actual = output.data<float>().ToArray();
         Assert.That(actual.All(float.IsFinite), "padded positions stay finite too (finfo.min masks, not −inf)");
 

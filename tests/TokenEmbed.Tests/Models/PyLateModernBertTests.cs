@@ -147,7 +147,7 @@ public sealed class PyLateModernBertTests
 
         using (var model = PoolingModel.Load(with.Path, new LlmOptions { Device = "cpu" }))
         {
-            var s = model.PyLate!;
+            var s = model.Folder.PyLate!;
             Assert.That(s.FilePath, Does.EndWith(PyLateConfig.FileName));
             Assert.That((s.QueryPrefix, s.DocumentPrefix, s.QueryLength, s.DocumentLength), Is.EqualTo(("[Q] ", "[D] ", (int?)32, (int?)300)));
             Assert.That((s.DoQueryExpansion, s.AttendToExpansionTokens), Is.EqualTo(((bool?)true, (bool?)false)));
@@ -156,7 +156,7 @@ public sealed class PyLateModernBertTests
             Assert.That((s.DefaultPromptName, s.SimilarityFnName), Is.EqualTo(((string?)null, "MaxSim")));
         }
         using (var model = PoolingModel.Load(without.Path, new LlmOptions { Device = "cpu" }))
-            Assert.That(model.PyLate, Is.Null);
+            Assert.That(model.Folder.PyLate, Is.Null);
 
         // vLLM behaviour: no markers, no [MASK] expansion, no skiplist — the settings change nothing in Encode.
         using var a = new Llm(without.Path, new LlmOptions { Device = "cpu" });

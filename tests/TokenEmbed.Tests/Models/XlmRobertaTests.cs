@@ -1,3 +1,4 @@
+using TokenEmbed.Models;
 using NUnit.Framework;
 using TokenEmbed.Loading;
 using TokenEmbed.Models.Bert;
@@ -47,7 +48,7 @@ public sealed class XlmRobertaTests
 
         using var scope = NewDisposeScope();
         using var _ = inference_mode();
-        var actual = model.Forward(tensor(_ids, _shape), tensor(_mask, _shape)).contiguous().data<float>().ToArray();
+        var actual = model.Forward(new ModelInput(tensor(_ids, _shape), tensor(_mask, _shape))).contiguous().data<float>().ToArray();
         var (max, compared) = MaxDiffValid(actual);
         TestContext.Out.WriteLine($"xlm_roberta golden: max |diff| = {max:E2} over {compared} valid positions");
         Assert.That(compared, Is.EqualTo(24 + 15));
@@ -57,7 +58,7 @@ public sealed class XlmRobertaTests
         using var bert = new BertModel(config with { Positions = BertPositions.Absolute });
         using (var weights = WeightSet.OpenCheckpoint(Folder))
             TokenEmbed.Models.Layers.WeightLoader.Load(bert, weights, "", new HashSet<string>());
-        var (wrong, _) = MaxDiffValid(bert.Forward(tensor(_ids, _shape), tensor(_mask, _shape)).contiguous().data<float>().ToArray());
+        var (wrong, _) = MaxDiffValid(bert.Forward(new ModelInput(tensor(_ids, _shape), tensor(_mask, _shape))).contiguous().data<float>().ToArray());
         TestContext.Out.WriteLine($"xlm_roberta with arange positions (control): max |diff| = {wrong:E2}");
         Assert.That(wrong, Is.GreaterThan(1e-2f));
     }

@@ -58,13 +58,16 @@ internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor
         return pos.MoveToOuterDisposeScope();
     }
 
-    public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds, Tensor attentionMask)
+    public override Tensor forward(Tensor inputIds, Tensor? tokenTypeIds, Tensor attentionMask) =>
+        Forward(new ModelInput(inputIds, attentionMask), tokenTypeIds);
+
+    /// <summary>The embeddings of a batch: its positions and input embeddings when given, else computed from the ids.</summary>
+    public Tensor Forward(ModelInput input, Tensor? tokenTypeIds)
     {
-        var t = inputIds.shape[1];
-        using var positions = _positions == BertPositions.PaddingOffset
-            ? PaddingOffsetPositionIds(inputIds, attentionMask, _pad)
-            : arange(t, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
-        using var words = word_embeddings.forward(inputIds);
+        using var positions = input.PositionIds is not null || _positions == BertPositions.Absolute
+            ? input.PositionsOrArange()
+            : PaddingOffsetPositionIds(input.InputIds, input.AttentionMask, _pad);
+        using var words = input.EmbedTokens(word_embeddings);
         using var pos = position_embeddings.forward(positions);
         using var tt = tokenTypeIds is null
             ? token_type_embeddings.weight![0].view(1, 1, -1).alias()
@@ -250,13 +253,16 @@ internal sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>, IB
         nameWithoutPrefix.StartsWith("pooler.", StringComparison.Ordinal)
         || nameWithoutPrefix == "embeddings.position_ids";
 
-    public Tensor Forward(Tensor inputIds, Tensor attentionMask) => forward(inputIds, attentionMask, null);
+    public Tensor Forward(ModelInput input) => Forward(input, null);
 
     /// <summary>The full forward with explicit token type ids (the engine passes none: all zero, as vLLM and HF do).</summary>
-    public override Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor? tokenTypeIds)
+    public override Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor? tokenTypeIds) =>
+        Forward(new ModelInput(inputIds, attentionMask), tokenTypeIds);
+
+    private Tensor Forward(ModelInput input, Tensor? tokenTypeIds)
     {
-        using var h = embeddings.forward(inputIds, tokenTypeIds, attentionMask);
-        using var mask = Attention.KeyPaddingMask(attentionMask, h.dtype);
+        using var h = embeddings.Forward(input, tokenTypeIds);
+        using var mask = Attention.KeyPaddingMask(input.AttentionMask, h.dtype);
         return encoder.forward(h, mask);
     }
 }

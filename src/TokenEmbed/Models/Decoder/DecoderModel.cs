@@ -9,8 +9,8 @@ namespace TokenEmbed.Models.Decoder;
 // The pre-norm decoder stack shared by the causal families. It ports the common structure of transformers 5.17
 // models/llama/modeling_llama.py (LlamaModel, LlamaDecoderLayer, LlamaAttention, LlamaMLP), with the per-family
 // differences as options: q/k RMSNorm per head before RoPE (models/qwen3/modeling_qwen3.py, models/lfm2/modeling_lfm2.py),
-// q/k/v biases (models/qwen2/modeling_qwen2.py), Llama 3.1 scaled RoPE, and LFM2's short-convolution layers
-// (models/lfm2/modeling_lfm2.py). The modules register themselves under each family's state-dict names (which differ:
+// q/k/v biases (models/qwen2/modeling_qwen2.py), Llama 3.1 scaled RoPE, and a per-layer token mixer that a family may
+// supply (LFM2's short convolutions live in Models/Lfm2 and come in through DecoderModel's mixer factory). The modules register themselves under each family's state-dict names (which differ:
 // o_proj vs out_proj, mlp.gate_proj vs feed_forward.w1, norm vs embedding_norm), so loading stays a strict 1:1 mapping.
 
 /// <summary>The state-dict names of one decoder family (transformers' module attribute names).</summary>
@@ -23,22 +23,13 @@ internal sealed record DecoderNames(
         "o_proj", "q_norm", "k_norm", "gate_proj", "up_proj", "down_proj");
 }
 
-/// <summary>What a layer of the stack mixes tokens with.</summary>
-internal enum DecoderLayerKind
-{
-    /// <summary>Causal self-attention (<c>full_attention</c>).</summary>
-    Attention,
-    /// <summary>LFM2's gated short convolution (<c>conv</c>).</summary>
-    ShortConv,
-}
-
 /// <summary>
 /// A decoder's shape and per-family options, read from config.json by the family (Qwen3, Llama, Qwen2, LFM2).
 /// </summary>
 internal sealed record DecoderSpec(
     DecoderNames Names, int VocabSize, int HiddenSize, int IntermediateSize, int NumHeads, int NumKvHeads, int HeadDim,
-    string HiddenAct, int MaxPositions, double NormEps, float[] InverseFrequencies, IReadOnlyList<DecoderLayerKind> Layers,
-    bool QkNorm = false, bool QkvBias = false, bool OutputBias = false, bool MlpBias = false, int ConvKernel = 3, bool ConvBias = false)
+    string HiddenAct, int MaxPositions, double NormEps, float[] InverseFrequencies, int NumLayers,
+    bool QkNorm = false, bool QkvBias = false, bool OutputBias = false, bool MlpBias = false)
 {
     /// <summary>Checks the head layout; <paramref name="config"/> names the file in errors.</summary>
     public DecoderSpec Validate(HfConfig config)
@@ -126,6 +117,12 @@ internal sealed class DecoderMlp : nn.Module<Tensor, Tensor>
     }
 }
 
+/// <summary>
+/// Builds the token mixer of layer <c>index</c> and the attribute name it is saved under; the default is causal
+/// self-attention under <see cref="DecoderNames.Attention"/>.
+/// </summary>
+internal delegate (string Name, DecoderMixer Mixer) DecoderMixerFactory(DecoderSpec spec, int index);
+
 /// <summary>One pre-norm layer: <c>h += mixer(norm1(h)); h += mlp(norm2(h))</c>.</summary>
 internal sealed class DecoderLayer : nn.Module<Tensor, DecoderBatch, Tensor>
 {
@@ -133,14 +130,14 @@ internal sealed class DecoderLayer : nn.Module<Tensor, DecoderBatch, Tensor>
     private readonly DecoderMixer _mixer;
     private readonly DecoderMlp _mlp;
 
-    public DecoderLayer(DecoderSpec s, DecoderLayerKind kind) : base("layer")
+    public DecoderLayer(DecoderSpec s, string mixerName, DecoderMixer mixer) : base("layer")
     {
         _inputNorm = new RmsNorm(s.HiddenSize, s.NormEps);
         _postNorm = new RmsNorm(s.HiddenSize, s.NormEps);
-        _mixer = kind == DecoderLayerKind.Attention ? new DecoderAttention(s) : new Lfm2.Lfm2ShortConv(s);
+        _mixer = mixer;
         _mlp = new DecoderMlp(s);
         register_module(s.Names.InputNorm, _inputNorm);
-        register_module(kind == DecoderLayerKind.Attention ? s.Names.Attention : Lfm2.Lfm2ShortConv.ModuleName, _mixer);
+        register_module(mixerName, _mixer);
         register_module(s.Names.PostNorm, _postNorm);
         register_module(s.Names.Mlp, _mlp);
     }
@@ -155,21 +152,29 @@ internal sealed class DecoderLayer : nn.Module<Tensor, DecoderBatch, Tensor>
 }
 
 /// <summary>
-/// A causal decoder as a pooling backbone: <c>embed_tokens</c> → layers → final RMSNorm. Positions are <c>arange(T)</c>
-/// for every row; with right padding and a causal mask each valid token sees exactly what it would see alone.
+/// A causal decoder as a pooling backbone: <c>embed_tokens</c> → layers → final RMSNorm. Positions default to
+/// <c>arange(T)</c> for every row; with right padding and a causal mask each valid token sees exactly what it would see alone.
 /// </summary>
-internal class DecoderModel : nn.Module<Tensor, Tensor, Tensor>, IBackbone
+internal class DecoderModel : nn.Module<ModelInput, Tensor>, IBackbone
 {
+    /// <summary>Every layer mixes tokens with causal self-attention.</summary>
+    public static readonly DecoderMixerFactory AttentionOnly = (s, _) => (s.Names.Attention, new DecoderAttention(s));
+
     private readonly Embedding _embedTokens;
     private readonly ModuleList<DecoderLayer> _layers;
     private readonly RmsNorm _norm;
     private readonly Rotary _rotary;
 
-    public DecoderModel(DecoderSpec spec, string name) : base(name)
+    public DecoderModel(DecoderSpec spec, string name, DecoderMixerFactory? mixers = null) : base(name)
     {
         Spec = spec;
+        mixers ??= AttentionOnly;
         _embedTokens = nn.Embedding(spec.VocabSize, spec.HiddenSize);
-        _layers = nn.ModuleList(spec.Layers.Select(kind => new DecoderLayer(spec, kind)).ToArray());
+        _layers = nn.ModuleList(Enumerable.Range(0, spec.NumLayers).Select(i =>
+        {
+            var (mixerName, mixer) = mixers(spec, i);
+            return new DecoderLayer(spec, mixerName, mixer);
+        }).ToArray());
         _norm = new RmsNorm(spec.HiddenSize, spec.NormEps);
         _rotary = new Rotary(spec.InverseFrequencies, spec.HeadDim);
         register_module("embed_tokens", _embedTokens);
@@ -192,17 +197,17 @@ internal class DecoderModel : nn.Module<Tensor, Tensor, Tensor>, IBackbone
     /// </summary>
     public static bool IsIgnorable(string nameWithoutPrefix) => nameWithoutPrefix.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal);
 
-    public Tensor Forward(Tensor inputIds, Tensor attentionMask) => forward(inputIds, attentionMask);
+    public Tensor Forward(ModelInput input) => forward(input);
 
-    public override Tensor forward(Tensor inputIds, Tensor attentionMask)
+    public override Tensor forward(ModelInput input)
     {
         using var scope = NewDisposeScope();
-        var t = inputIds.shape[1];
-        var device = inputIds.device;
-        var h = _embedTokens.forward(inputIds);
+        var attentionMask = input.AttentionMask;
+        var t = input.Length;
+        var device = input.InputIds.device;
+        var h = input.EmbedTokens(_embedTokens);
         var causal = Attention.PatternMask(attentionMask, Attention.CausalPattern(t, device), h.dtype);
-        var positions = arange(t, ScalarType.Int64, device).unsqueeze(0);
-        var (cos, sin) = _rotary.Tables(positions, h.dtype);
+        var (cos, sin) = RotaryTables(input, h.dtype);
         var hasPadding = attentionMask.min().item<long>() == 0;
         var batch = new DecoderBatch(attentionMask, causal, cos, sin, hasPadding);
         foreach (var layer in _layers)
@@ -212,6 +217,16 @@ internal class DecoderModel : nn.Module<Tensor, Tensor, Tensor>, IBackbone
             h = next;
         }
         return _norm.forward(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The rotary cos/sin tables for the batch's positions (1-D: the given [B, T] or <c>arange(T)</c>). A family with
+    /// other positions (multimodal RoPE) overrides this.
+    /// </summary>
+    protected virtual (Tensor Cos, Tensor Sin) RotaryTables(ModelInput input, ScalarType dtype)
+    {
+        using var positions = input.PositionsOrArange();
+        return _rotary.Tables(positions, dtype);
     }
 
     protected override void Dispose(bool disposing)

@@ -20,7 +20,7 @@ internal enum LlamaLikeBiases
 /// </summary>
 internal static class LlamaLikeConfig
 {
-    private static readonly Dictionary<string, DecoderLayerKind> FullAttentionOnly = new(StringComparer.Ordinal) { ["full_attention"] = DecoderLayerKind.Attention };
+    private static readonly Dictionary<string, bool> FullAttentionOnly = new(StringComparer.Ordinal) { ["full_attention"] = true };
 
     /// <summary>The spec of a Llama-style family; <paramref name="qkNorm"/>: per-head q/k RMSNorm before RoPE (Qwen3).</summary>
     public static DecoderSpec Read(HfConfig c, LlamaLikeDefaults d, bool qkNorm, LlamaLikeBiases biases)
@@ -53,7 +53,7 @@ internal static class LlamaLikeConfig
             MaxPositions: c.GetPositiveInt("max_position_embeddings", d.MaxPositions),
             NormEps: c.GetDouble("rms_norm_eps", d.RmsNormEps),
             InverseFrequencies: RopeConfig.InverseFrequencies(c, headDim, d.RopeTheta),
-            Layers: Enumerable.Repeat(DecoderLayerKind.Attention, layers).ToArray(),
+            NumLayers: layers,
             QkNorm: qkNorm, QkvBias: attentionBias || biases == LlamaLikeBiases.QkvOnly, OutputBias: attentionBias, MlpBias: mlpBias).Validate(c);
     }
 }

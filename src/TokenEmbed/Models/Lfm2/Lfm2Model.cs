@@ -9,7 +9,7 @@ namespace TokenEmbed.Models.Lfm2;
 // embedding_norm although it runs at the END. Config mapping from models/lfm2/configuration_lfm2.py.
 
 /// <summary><c>Lfm2Model</c> (LFM2, and the backbone of LFM2-ColBERT).</summary>
-internal sealed class Lfm2Model(HfConfig config) : DecoderModel(ReadSpec(config), "Lfm2Model")
+internal sealed class Lfm2Model(HfConfig config) : DecoderModel(ReadSpec(config), "Lfm2Model", Mixers(config))
 {
     private static readonly DecoderNames Names = new("operator_norm", "ffn_norm", "self_attn", "feed_forward", "embedding_norm",
         "out_proj", "q_layernorm", "k_layernorm", "w1", "w3", "w2");
@@ -34,10 +34,17 @@ internal sealed class Lfm2Model(HfConfig config) : DecoderModel(ReadSpec(config)
             MaxPositions: c.GetPositiveInt("max_position_embeddings", 128000),
             NormEps: c.GetDouble("norm_eps", 1e-5),
             InverseFrequencies: RopeConfig.InverseFrequencies(c, hidden / heads, 1000000.0),
-            Layers: LayerKinds(c, numLayers),
-            QkNorm: true,
-            ConvKernel: c.GetPositiveInt("conv_L_cache", 3),
-            ConvBias: c.GetBool("conv_bias", false)).Validate(c);
+            NumLayers: numLayers,
+            QkNorm: true).Validate(c);
+    }
+
+    /// <summary>Per <c>layer_types</c>: attention (the shared decoder's) or the gated short convolution under <c>conv</c>.</summary>
+    private static DecoderMixerFactory Mixers(HfConfig c)
+    {
+        var kernel = c.GetPositiveInt("conv_L_cache", 3);
+        var bias = c.GetBool("conv_bias", false);
+        var attention = AttentionLayers(c, c.GetPositiveInt("num_hidden_layers", 32));
+        return (spec, i) => attention[i] ? AttentionOnly(spec, i) : (Lfm2ShortConv.ModuleName, new Lfm2ShortConv(spec.HiddenSize, kernel, bias));
     }
 
     /// <summary>
@@ -59,18 +66,19 @@ internal sealed class Lfm2Model(HfConfig config) : DecoderModel(ReadSpec(config)
         return width;
     }
 
-    private static readonly Dictionary<string, DecoderLayerKind> LayerTypeNames = new(StringComparer.Ordinal)
+    /// <summary><c>layer_types</c> names: true = attention, false = short convolution.</summary>
+    private static readonly Dictionary<string, bool> LayerTypeNames = new(StringComparer.Ordinal)
     {
-        ["full_attention"] = DecoderLayerKind.Attention,
-        ["conv"] = DecoderLayerKind.ShortConv,
+        ["full_attention"] = true,
+        ["conv"] = false,
     };
 
-    private static DecoderLayerKind[] LayerKinds(HfConfig c, int numLayers)
+    /// <summary>Which layers are attention layers (the others are short convolutions).</summary>
+    private static bool[] AttentionLayers(HfConfig c, int numLayers)
     {
         if (c.GetPerLayerList("layer_types", numLayers, LayerTypeNames) is { } kinds) return kinds;
         // Lfm2Config.__post_init__: built from full_attn_idxs; with neither field every layer is attention.
         var full = c.GetIntList("full_attn_idxs");
-        return Enumerable.Range(0, numLayers)
-            .Select(i => full == null || full.Contains(i) ? DecoderLayerKind.Attention : DecoderLayerKind.ShortConv).ToArray();
+        return Enumerable.Range(0, numLayers).Select(i => full == null || full.Contains(i)).ToArray();
     }
 }

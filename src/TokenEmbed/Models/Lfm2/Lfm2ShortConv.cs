@@ -18,14 +18,15 @@ internal sealed class Lfm2ShortConv : DecoderMixer
 
     private readonly Linear _inProj, _outProj;
     private readonly Conv1d _conv;
-    private readonly int _kernel;
 
-    public Lfm2ShortConv(DecoderSpec s) : base(ModuleName)
+    /// <param name="hidden">hidden_size.</param>
+    /// <param name="kernel">conv_L_cache, the kernel width.</param>
+    /// <param name="bias">conv_bias.</param>
+    public Lfm2ShortConv(int hidden, int kernel, bool bias) : base(ModuleName)
     {
-        _kernel = s.ConvKernel;
-        _inProj = nn.Linear(s.HiddenSize, 3L * s.HiddenSize, hasBias: s.ConvBias);
-        _outProj = nn.Linear(s.HiddenSize, s.HiddenSize, hasBias: s.ConvBias);
-        _conv = nn.Conv1d(s.HiddenSize, s.HiddenSize, s.ConvKernel, padding: s.ConvKernel - 1, groups: s.HiddenSize, bias: s.ConvBias);
+        _inProj = nn.Linear(hidden, 3L * hidden, hasBias: bias);
+        _outProj = nn.Linear(hidden, hidden, hasBias: bias);
+        _conv = nn.Conv1d(hidden, hidden, kernel, padding: kernel - 1, groups: hidden, bias: bias);
         register_module("conv", _conv);
         register_module("in_proj", _inProj);
         register_module("out_proj", _outProj);

@@ -9,7 +9,7 @@ namespace TokenEmbed.Models.ModernBert;
 // see SPEC.md §4). Field names are the state-dict names, so loading is a strict 1:1 mapping.
 
 /// <summary><c>ModernBertEmbeddings</c>: token embeddings then LayerNorm (no position embeddings: RoPE only).</summary>
-internal sealed class ModernBertEmbeddings : nn.Module<Tensor, Tensor>
+internal sealed class ModernBertEmbeddings : nn.Module<ModelInput, Tensor>
 {
     private readonly Embedding tok_embeddings;
     private readonly LayerNorm norm;
@@ -21,9 +21,9 @@ internal sealed class ModernBertEmbeddings : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor inputIds)
+    public override Tensor forward(ModelInput input)
     {
-        using var e = tok_embeddings.forward(inputIds);
+        using var e = input.EmbedTokens(tok_embeddings);
         return norm.forward(e);
     }
 }
@@ -114,7 +114,7 @@ internal sealed class ModernBertEncoderLayer : nn.Module<Tensor, Tensor, Tensor,
 }
 
 /// <summary><c>ModernBertModel</c> as a backbone: embeddings, the layer stack and <c>final_norm</c>.</summary>
-internal sealed class ModernBertModel : nn.Module<Tensor, Tensor, Tensor>, IBackbone
+internal sealed class ModernBertModel : nn.Module<ModelInput, Tensor>, IBackbone
 {
     private readonly ModernBertEmbeddings embeddings;
     private readonly ModuleList<ModernBertEncoderLayer> layers;
@@ -143,17 +143,18 @@ internal sealed class ModernBertModel : nn.Module<Tensor, Tensor, Tensor>, IBack
     /// <summary>Weights (name after the prefix) a ModernBERT checkpoint may carry that the backbone does not use: none.</summary>
     public static bool IsIgnorable(string nameWithoutPrefix) => false;
 
-    public Tensor Forward(Tensor inputIds, Tensor attentionMask) => forward(inputIds, attentionMask);
+    public Tensor Forward(ModelInput input) => forward(input);
 
-    public override Tensor forward(Tensor inputIds, Tensor attentionMask)
+    public override Tensor forward(ModelInput input)
     {
         using var scope = NewDisposeScope();
+        var (inputIds, attentionMask) = (input.InputIds, input.AttentionMask);
         var t = inputIds.shape[1];
-        var h = embeddings.forward(inputIds);
+        var h = embeddings.forward(input);
 
-        // Positions are arange(T) for every row (right padding); masks use finfo.min, never −inf, so fully masked
-        // rows stay finite instead of NaN (SPEC.md §1).
-        var positions = arange(t, ScalarType.Int64, inputIds.device).unsqueeze(0);
+        // Positions are arange(T) for every row by default (right padding); masks use finfo.min, never −inf, so fully
+        // masked rows stay finite instead of NaN (SPEC.md §1).
+        var positions = input.PositionsOrArange();
         var globalMask = Attention.KeyPaddingMask(attentionMask, h.dtype);
         var localMask = Attention.PatternMask(attentionMask, Attention.SlidingPattern(t, _config.HalfWindow, inputIds.device), h.dtype);
         // In half precision finfo.min + score can still round to −inf inside a math-path SDPA; letting each query see

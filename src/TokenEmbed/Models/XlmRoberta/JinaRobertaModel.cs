@@ -17,7 +17,7 @@ namespace TokenEmbed.Models.XlmRoberta;
 // Field names are the checkpoint names (emb_ln, encoder.layers.N.mixer.Wqkv, …), so loading is a strict 1:1 mapping.
 
 /// <summary><c>XLMRobertaEmbeddings</c> with rotary positions: word + token type 0 (no position table).</summary>
-internal sealed class JinaEmbeddings : nn.Module<Tensor, Tensor>
+internal sealed class JinaEmbeddings : nn.Module<ModelInput, Tensor>
 {
     private readonly Embedding word_embeddings;
     private readonly Embedding? token_type_embeddings;
@@ -29,12 +29,12 @@ internal sealed class JinaEmbeddings : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor inputIds)
+    public override Tensor forward(ModelInput input)
     {
-        var words = word_embeddings.forward(inputIds);
+        var words = input.EmbedTokens(word_embeddings);
         if (token_type_embeddings is null) return words;
         using var tt = token_type_embeddings.weight![0].view(1, 1, -1);
-        return words.add_(tt);
+        using (words) return words + tt;   // not in place: the words may be the caller's input embeddings
     }
 }
 
@@ -141,7 +141,7 @@ internal sealed class JinaEncoder : nn.Module<Tensor, Tensor?, (Tensor Cos, Tens
 /// <summary>
 /// The Jina XLM-RoBERTa encoder (rotary positions, fused QKV, post-norm) as a backbone; <c>pooler.*</c> is ignored.
 /// </summary>
-internal sealed class JinaRobertaModel : nn.Module<Tensor, Tensor, Tensor>, IBackbone
+internal sealed class JinaRobertaModel : nn.Module<ModelInput, Tensor>, IBackbone
 {
     private readonly JinaEmbeddings embeddings;
     private readonly LayerNorm emb_ln;
@@ -171,15 +171,15 @@ internal sealed class JinaRobertaModel : nn.Module<Tensor, Tensor, Tensor>, IBac
     /// <summary>Weights Jina checkpoints carry that a pooling model does not use.</summary>
     public static bool IsIgnorable(string nameWithoutPrefix) => nameWithoutPrefix.StartsWith("pooler.", StringComparison.Ordinal);
 
-    public Tensor Forward(Tensor inputIds, Tensor attentionMask) => forward(inputIds, attentionMask);
+    public Tensor Forward(ModelInput input) => forward(input);
 
-    public override Tensor forward(Tensor inputIds, Tensor attentionMask)
+    public override Tensor forward(ModelInput input)
     {
         using var scope = NewDisposeScope();
-        var h = emb_ln.forward(embeddings.forward(inputIds));
-        var mask = Attention.KeyPaddingMask(attentionMask, h.dtype);
-        // Right padding: every row's real tokens sit at 0..len-1, the positions flash-attn's unpadded path gives them.
-        var positions = arange(inputIds.shape[1], dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
+        var h = emb_ln.forward(embeddings.forward(input));
+        var mask = Attention.KeyPaddingMask(input.AttentionMask, h.dtype);
+        // Right padding: by default every row's real tokens sit at 0..len-1, the positions flash-attn's unpadded path gives them.
+        var positions = input.PositionsOrArange();
         var (cos, sin) = _rotary.Tables(positions, h.dtype);
         return encoder.forward(h, mask, (cos, sin)).MoveToOuterDisposeScope();
     }
