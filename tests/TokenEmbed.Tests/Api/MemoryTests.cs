@@ -20,13 +20,17 @@ public sealed class MemoryTests
         var prompts = Enumerable.Range(0, 9).Select(i => Prompt.FromTokenIds(Enumerable.Range(5, 3 + i * 3).ToArray())).ToArray();
         llm.Encode(prompts, PoolingTask.TokenEmbed);
         llm.Encode(prompts, PoolingTask.Embed);
+        llm.Score(prompts[0], prompts);
         var before = Live;
         for (var i = 0; i < 5; i++)
         {
             llm.Encode(prompts, PoolingTask.TokenEmbed, new PoolingParams { Dimensions = 32 });
             llm.Encode(prompts, PoolingTask.Embed, new PoolingParams { Normalize = false });
+            var scores = llm.Score(prompts[0], prompts[1..]);
+            Assert.That(scores, Has.Count.EqualTo(prompts.Length - 1));
+            llm.Score(prompts, prompts, new PoolingParams { Dimensions = 16 });
         }
-        Assert.That(Live, Is.EqualTo(before), "live tensors after 10 more Encode calls");
+        Assert.That(Live, Is.EqualTo(before), "live tensors after 10 more Encode calls and 10 Score calls");
     }
 
     [TestCase("bert")]
