@@ -25,27 +25,24 @@ internal sealed class HfConfig
     /// <summary>Reads and parses <paramref name="path"/>.</summary>
     public static HfConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new ModelLoadException($"'{path}' is missing: a model folder needs a config.json.", path);
+        if (!File.Exists(path)) throw JsonFile.Error(path, "the file is missing: a model folder needs a config.json.");
         return new HfConfig(ReadJsonObject(path), path);
     }
 
     /// <summary>Parses a JSON object file or throws <see cref="ModelLoadException"/> naming it.</summary>
-    public static JsonObject ReadJsonObject(string path)
-    {
-        try
-        {
-            var node = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
-            return node as JsonObject ?? throw new ModelLoadException($"'{path}' must hold a JSON object.", path);
-        }
-        catch (JsonException e)
-        {
-            throw new ModelLoadException($"'{path}' is not valid JSON: {e.Message}", path, innerException: e);
-        }
-    }
+    public static JsonObject ReadJsonObject(string path) => JsonFile.ReadObject(path);
+
+    /// <summary>
+    /// Element <paramref name="index"/> of an array read from <paramref name="filePath"/> as a config object; errors name
+    /// the field as <c>{arrayName}[index].field</c>.
+    /// </summary>
+    public static HfConfig Element(JsonNode? node, string filePath, string arrayName, int index) =>
+        node is JsonObject o
+            ? new HfConfig(o, filePath, $"{arrayName}[{index}].")
+            : throw JsonFile.Error(filePath, $"{arrayName}[{index}] must be an object, found {node?.ToJsonString() ?? "null"}.");
 
     /// <summary>config.json's <c>architectures</c> (may be empty).</summary>
-    public IReadOnlyList<string> Architectures =>
-        _root["architectures"] is JsonArray a ? a.Select(n => n?.GetValue<string>() ?? "").Where(s => s.Length > 0).ToArray() : [];
+    public IReadOnlyList<string> Architectures => GetStringList("architectures")?.Where(s => s.Length > 0).ToArray() ?? [];
 
     /// <summary>config.json's <c>model_type</c>, or null.</summary>
     public string? ModelType => GetString("model_type", null);
@@ -69,9 +66,6 @@ internal sealed class HfConfig
             throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be an integer, found {n.ToJsonString()}.", FilePath, innerException: e);
         }
     }
-
-    /// <summary>An integer field that must be present.</summary>
-    public int? GetIntOrNull(string name) => _root[name] is null ? null : GetInt(name, 0);
 
     /// <summary>A number field, or <paramref name="fallback"/> when absent or null.</summary>
     public double GetDouble(string name, double fallback)

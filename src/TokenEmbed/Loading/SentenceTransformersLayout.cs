@@ -41,9 +41,6 @@ internal sealed class SentenceTransformersLayout
     /// <summary>The Dense modules in order.</summary>
     public IReadOnlyList<DenseModuleSpec> Dense { get; private init; } = [];
 
-    /// <summary>Whether a Normalize module is listed.</summary>
-    public bool Normalize { get; private init; }
-
     /// <summary><c>max_seq_length</c> of <c>sentence_bert_config.json</c>, or null.</summary>
     public int? MaxSeqLength { get; private init; }
 
@@ -55,36 +52,22 @@ internal sealed class SentenceTransformersLayout
         int? maxSeq = null;
         if (File.Exists(stConfigPath))
         {
-            var st = HfConfig.ReadJsonObject(stConfigPath);
-            if (st["max_seq_length"] is JsonValue v && v.TryGetValue<double>(out var d))
-            {
-                if (d <= 0 || d != Math.Floor(d)) throw new ModelLoadException($"'{stConfigPath}': max_seq_length must be a positive integer, found {d}.", stConfigPath);
-                maxSeq = (int)d;
-            }
+            var st = HfConfig.Load(stConfigPath);
+            if (st.Has("max_seq_length")) maxSeq = st.GetPositiveInt("max_seq_length", 1);
         }
         if (!File.Exists(modulesPath))
             return maxSeq == null ? null : new SentenceTransformersLayout { MaxSeqLength = maxSeq };
 
-        JsonArray modules;
-        try
-        {
-            modules = JsonNode.Parse(File.ReadAllText(modulesPath)) as JsonArray
-                      ?? throw new ModelLoadException($"'{modulesPath}' must hold a JSON array of modules.", modulesPath);
-        }
-        catch (System.Text.Json.JsonException e)
-        {
-            throw new ModelLoadException($"'{modulesPath}' is not valid JSON: {e.Message}", modulesPath, innerException: e);
-        }
-
+        var modules = JsonFile.ReadArray(modulesPath);
         PoolingMode? pooling = null;
         var poolingBeforeDense = false;
-        var normalize = false;
         var dense = new List<DenseModuleSpec>();
-        foreach (var m in modules)
+        for (var i = 0; i < modules.Count; i++)
         {
-            var type = m?["type"]?.GetValue<string>() ?? throw new ModelLoadException($"'{modulesPath}': a module has no 'type'.", modulesPath);
-            var rel = m["path"]?.GetValue<string>() ?? "";
-            var dir = Path.Combine(folder, rel);
+            var m = HfConfig.Element(modules[i], modulesPath, "modules", i);
+            var type = m.GetString("type", null) ?? throw JsonFile.Error(modulesPath, $"field '{m.FieldPath("type")}' is missing.");
+            var rel = m.GetString("path", null) ?? "";
+            var dir = InsideFolder(folder, rel, modulesPath, m.FieldPath("path"));
             var shortName = type[(type.LastIndexOf('.') + 1)..];
             switch (shortName)
             {
@@ -98,8 +81,7 @@ internal sealed class SentenceTransformersLayout
                     dense.Add(ReadDense(dir, rel));
                     break;
                 case "Normalize":
-                    normalize = true;
-                    break;
+                    break;   // TokenEmbed and Embed normalize by default (PoolingParams.Normalize), with or without it
                 default:
                     throw new ModelLoadException(
                         $"'{modulesPath}': module type '{type}' is not supported (supported: Transformer, Pooling, Dense, Normalize).", modulesPath);
@@ -108,15 +90,26 @@ internal sealed class SentenceTransformersLayout
         return new SentenceTransformersLayout
         {
             Pooling = pooling, PoolingBeforeDense = pooling != null && poolingBeforeDense, Dense = dense,
-            Normalize = normalize, MaxSeqLength = maxSeq,
+            MaxSeqLength = maxSeq,
         };
+    }
+
+    /// <summary>A module folder, which must lie inside the model folder (a path like <c>../x</c> is an error naming the field).</summary>
+    private static string InsideFolder(string folder, string rel, string modulesPath, string field)
+    {
+        var root = Path.GetFullPath(folder);
+        var dir = Path.GetFullPath(Path.Combine(root, rel));
+        var inside = dir == root || dir.StartsWith(root.EndsWith(Path.DirectorySeparatorChar) ? root : root + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+        if (!inside || Path.IsPathRooted(rel))
+            throw JsonFile.Error(modulesPath, $"field '{field}' is '{rel}', which is not a folder inside the model folder.");
+        return dir;
     }
 
     private static PoolingMode ReadPooling(string path)
     {
         if (!File.Exists(path)) throw new ModelLoadException($"'{path}' is missing: the Pooling module needs its config.json.", path);
-        var c = HfConfig.ReadJsonObject(path);
-        bool Flag(string n) => c[n] is JsonValue v && v.TryGetValue<bool>(out var b) && b;
+        var c = HfConfig.Load(path);
+        bool Flag(string n) => c.GetBool(n, false);
         var modes = new List<PoolingMode>();
         if (Flag("pooling_mode_cls_token")) modes.Add(PoolingMode.Cls);
         if (Flag("pooling_mode_mean_tokens")) modes.Add(PoolingMode.Mean);
@@ -135,11 +128,10 @@ internal sealed class SentenceTransformersLayout
     {
         var cfgPath = Path.Combine(dir, "config.json");
         if (!File.Exists(cfgPath)) throw new ModelLoadException($"'{cfgPath}' is missing: the Dense module needs its config.json.", cfgPath);
-        var c = HfConfig.ReadJsonObject(cfgPath);
-        int Int(string n) => c[n] is JsonValue v && v.TryGetValue<double>(out var d) && d > 0 && d == Math.Floor(d)
-            ? (int)d : throw new ModelLoadException($"'{cfgPath}': '{n}' must be a positive integer.", cfgPath);
-        var bias = c["bias"] is not JsonValue bv || !bv.TryGetValue<bool>(out var b) || b; // sentence-transformers default: bias=True
-        var act = c["activation_function"]?.GetValue<string>() ?? "torch.nn.modules.linear.Identity";
+        var c = HfConfig.Load(cfgPath);
+        int Int(string n) => c.Has(n) ? c.GetPositiveInt(n, 1) : throw JsonFile.Error(cfgPath, $"field '{n}' is missing.");
+        var bias = c.GetBool("bias", true); // sentence-transformers default: bias=True
+        var act = c.GetString("activation_function", null) ?? "torch.nn.modules.linear.Identity";
         var weights = Path.Combine(dir, "model.safetensors");
         if (!File.Exists(weights))
         {

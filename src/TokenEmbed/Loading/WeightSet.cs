@@ -147,26 +147,12 @@ internal sealed class WeightSet : IDisposable
     private void LoadIndex(string folder, string indexPath)
     {
         static ModelLoadException Bad(string indexPath, string problem, string? tensor = null, Exception? inner = null) =>
-            new($"Invalid checkpoint index '{indexPath}': {problem}", indexPath, tensor, inner);
-
-        byte[] bytes;
-        try
-        {
-            var length = new FileInfo(indexPath).Length;
-            if (length > MaxIndexLength)
-                throw Bad(indexPath, $"the file is {length} bytes, more than the limit of {MaxIndexLength}.");
-            bytes = File.ReadAllBytes(indexPath);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelLoadException($"Cannot read checkpoint index '{indexPath}': {e.Message}", indexPath, null, e);
-        }
+            JsonFile.Error(indexPath, "invalid checkpoint index: " + problem, tensor, inner);
 
         // tensor name → shard file name as written in the index, in index order
         var weightMap = new List<(string Tensor, string Shard)>();
-        try
+        using (var doc = JsonFile.ReadDocument(indexPath, MaxIndexLength))
         {
-            using var doc = JsonDocument.Parse(bytes);
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
                 throw Bad(indexPath, $"the index must be a JSON object, found {root.ValueKind}.");
@@ -183,14 +169,6 @@ internal sealed class WeightSet : IDisposable
                     throw Bad(indexPath, $"the shard of tensor '{entry.Name}' must be a file name, found {entry.Value.GetRawText()}.", entry.Name);
                 weightMap.Add((entry.Name, entry.Value.GetString()!));
             }
-        }
-        catch (JsonException e)
-        {
-            throw Bad(indexPath, $"not valid JSON: {e.Message}", null, e);
-        }
-        catch (InvalidOperationException e)
-        {
-            throw Bad(indexPath, $"not valid JSON: {e.Message}", null, e);
         }
         if (weightMap.Count == 0)
             throw Bad(indexPath, "'weight_map' is empty.");

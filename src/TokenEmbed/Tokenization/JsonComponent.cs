@@ -1,4 +1,5 @@
 using System.Text.Json;
+using TokenEmbed.Loading;
 
 namespace TokenEmbed.Tokenization;
 
@@ -92,12 +93,11 @@ internal sealed class JsonComponent
     }
 
     /// <summary>An error about this component's content.</summary>
-    public ModelLoadException Invalid(string message) =>
-        new($"{System.IO.Path.GetFileName(FilePath)}: {message} ({FilePath})", FilePath);
+    public ModelLoadException Invalid(string message) => JsonFile.Error(FilePath, message);
 
     /// <summary>The error for a component type the library does not implement.</summary>
     public ModelLoadException Unsupported(string kind) =>
         Type is null
             ? Invalid($"{Path}: the {kind} has no \"type\"")
-            : new($"{System.IO.Path.GetFileName(FilePath)}: unsupported {kind} type \"{Type}\" at {Path} ({FilePath})", FilePath);
+            : JsonFile.Error(FilePath, $"unsupported {kind} type \"{Type}\" at {Path}");
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using TokenEmbed.Loading;
 
 namespace TokenEmbed.Tokenization;
 
@@ -107,19 +108,5 @@ internal sealed class TokenizerConfig
         _ => throw root.Invalid($"$.{key} must be a string or a token object"),
     };
 
-    private static JsonDocument Parse(string path)
-    {
-        try
-        {
-            return JsonDocument.Parse(File.ReadAllBytes(path));
-        }
-        catch (JsonException e)
-        {
-            throw new ModelLoadException($"{Path.GetFileName(path)} is not valid JSON: {e.Message} ({path})", path, null, e);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelLoadException($"cannot read {Path.GetFileName(path)}: {e.Message} ({path})", path, null, e);
-        }
-    }
+    private static JsonDocument Parse(string path) => JsonFile.ReadDocument(path);
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using TokenEmbed.Loading;
 
 namespace TokenEmbed.Tokenization;
 
@@ -70,24 +71,7 @@ internal sealed class TokenizerJson : IDisposable
     /// <summary>Reads and parses the file; a missing, unreadable or malformed file throws <see cref="ModelLoadException"/>.</summary>
     public static TokenizerJson Load(string filePath)
     {
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(filePath);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelLoadException($"cannot read {Path.GetFileName(filePath)}: {e.Message} ({filePath})", filePath, null, e);
-        }
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 256 });
-        }
-        catch (JsonException e)
-        {
-            throw new ModelLoadException($"{Path.GetFileName(filePath)} is not valid JSON: {e.Message} ({filePath})", filePath, null, e);
-        }
+        var document = JsonFile.ReadDocument(filePath);
         try
         {
             return new TokenizerJson(document, filePath);

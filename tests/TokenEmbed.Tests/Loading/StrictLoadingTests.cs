@@ -184,4 +184,30 @@ public sealed class StrictLoadingTests
         Assert.That(e.Message, Does.Contain(expected));
         Assert.That(e.FilePath, Does.EndWith("config.json"));
     }
+
+    /// <summary>Wrongly typed JSON fields are a ModelLoadException naming the file and the field, never an InvalidOperationException.</summary>
+    [TestCase("modules.json", """[{"idx":0,"name":"0","path":"","type":5}]""", "modules[0].type")]
+    [TestCase("modules.json", """[{"idx":0,"name":"0","path":7,"type":"sentence_transformers.models.Transformer"}]""", "modules[0].path")]
+    [TestCase("modules.json", """[3]""", "modules[0]")]
+    [TestCase("modules.json", """{"a": 1}""", "JSON array")]
+    [TestCase("config.json", """{"architectures": [123], "model_type": "bert"}""", "architectures")]
+    public void WronglyTypedJsonFieldsAreNamed(string file, string json, string field)
+    {
+        using var f = FolderWith(_ => { });
+        File.WriteAllText(f.File(file), json);
+        var e = LoadFails(f.Path);
+        Assert.That(e.Message, Does.Contain(file).And.Contain(field));
+    }
+
+    /// <summary>A module path outside the model folder is refused, as shard paths are.</summary>
+    [TestCase("../outside")]
+    [TestCase("/tmp")]
+    public void ModulePathsStayInsideTheFolder(string path)
+    {
+        using var f = FolderWith(_ => { });
+        File.WriteAllText(f.File("modules.json"),
+            $$"""[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},{"idx":1,"name":"1","path":"{{path}}","type":"sentence_transformers.models.Dense"}]""");
+        var e = LoadFails(f.Path);
+        Assert.That(e.Message, Does.Contain("modules[1].path").And.Contain("inside the model folder"));
+    }
 }
