@@ -33,6 +33,7 @@ public sealed class ColBertTests
             SafeTensorsWriter.WriteF32(folder.File("model.safetensors"), dict);
         }
         _llm = new Llm(_prefixed.Path, new LlmOptions { Device = "cpu" });
+        ReadReference();
     }
 
     [OneTimeTearDown]
@@ -77,25 +78,40 @@ public sealed class ColBertTests
         Assert.That(max, Is.LessThanOrEqualTo(1e-4f));
     }
 
-    private static readonly string Query = "How does late interaction retrieval work?";
-    private static readonly string[] Docs =
-    [
-        "ColBERT encodes queries and documents into token vectors and scores them with MaxSim.",
-        "The Eiffel Tower is in Paris.",
-        "Late interaction keeps one embedding per token and matches each query token to its best document token.",
-    ];
+    /// <summary>Rows (by batch index) of the reference's main batch used as queries and documents.</summary>
+    private const int Query = 4;
+    private static readonly int[] Docs = [3, 0, 7];
 
-    private double Expected(string q, string d)
+    private string[] _texts = null!;
+    private float[][] _refVectors = null!;
+
+    /// <summary>
+    /// The independent expectation: texts and ONNX Runtime hidden states of the reference's main batch, projected and
+    /// normalized in plain C#; the score is a double-precision MaxSim over them (no library code involved).
+    /// </summary>
+    private void ReadReference()
     {
-        var qv = _llm.Encode(q, PoolingTask.TokenEmbed)[0].Outputs.Data;
-        var dv = _llm.Encode(d, PoolingTask.TokenEmbed)[0].Outputs.Data;
-        return Reference.MaxSim(qv, dv, Dim);
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.MiniLm, "texts.json")));
+        var all = doc.RootElement.GetProperty("texts").EnumerateArray().Select(e => e.GetString()!).ToArray();
+        var main = doc.RootElement.GetProperty("batches")[0].GetProperty("text_indices").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        _texts = main.Select(i => all[i]).ToArray();
+        using var reference = SafeTensorsFile.Open(Path.Combine(TestPaths.MiniLm, "reference.safetensors"));
+        var (mask, shape) = Reference.ReadInt64(reference, "main.attention_mask");
+        var (hidden, _) = Reference.ReadFloat32(reference, "main.last_hidden_state");
+        int b = (int)shape[0], t = (int)shape[1];
+        _refVectors = Enumerable.Range(0, b).Select(r =>
+        {
+            var len = (int)Enumerable.Range(0, t).Sum(j => mask[r * t + j]);
+            return Reference.Normalize(Reference.Project(Reference.Rows(hidden, t, 384, r, len), 384, _w, Dim), Dim);
+        }).ToArray();
     }
+
+    private double Expected(int q, int d) => Reference.MaxSim(_refVectors[q], _refVectors[d], Dim);
 
     [Test]
     public void ScoreOneToOne()
     {
-        var s = _llm.Score(Query, Docs[0]);
+        var s = _llm.Score(_texts[Query], _texts[Docs[0]]);
         Assert.That(s, Has.Count.EqualTo(1));
         Assert.That(s[0].Outputs.Score, Is.EqualTo(Expected(Query, Docs[0])).Within(1e-4));
     }
@@ -103,20 +119,29 @@ public sealed class ColBertTests
     [Test]
     public void ScoreOneToMany()
     {
-        var s = _llm.Score(Query, Docs);
+        var s = _llm.Score(_texts[Query], Docs.Select(d => _texts[d]).ToArray());
         Assert.That(s, Has.Count.EqualTo(Docs.Length));
         for (var i = 0; i < Docs.Length; i++)
             Assert.That(s[i].Outputs.Score, Is.EqualTo(Expected(Query, Docs[i])).Within(1e-4), $"doc {i}");
-        Assert.That(s[2].Outputs.Score, Is.GreaterThan(s[1].Outputs.Score), "the relevant document outranks the unrelated one");
     }
 
     [Test]
     public void ScoreZipped()
     {
-        var queries = new[] { Query, "Where is the Eiffel Tower?", "token vectors" };
-        var s = _llm.Score(queries, Docs);
+        var queries = new[] { Query, 1, 5 };
+        var s = _llm.Score(queries.Select(q => _texts[q]).ToArray(), Docs.Select(d => _texts[d]).ToArray());
         for (var i = 0; i < Docs.Length; i++)
             Assert.That(s[i].Outputs.Score, Is.EqualTo(Expected(queries[i], Docs[i])).Within(1e-4), $"pair {i}");
-        Assert.Throws<ArgumentException>(() => _llm.Score(queries.Take(2).ToArray(), Docs));
+        Assert.Throws<ArgumentException>(() => _llm.Score(queries.Take(2).Select(q => _texts[q]).ToArray(), Docs.Select(d => _texts[d]).ToArray()));
+    }
+
+    [Test]
+    public void PromptOverloadsScoreLikeTheStringOnes()
+    {
+        var ids = _llm.Tokenize(_texts[Query]);
+        var s = _llm.Score(Prompt.FromTokenIds(ids), Docs.Select(d => (Prompt)_texts[d]).ToArray());
+        for (var i = 0; i < Docs.Length; i++)
+            Assert.That(s[i].Outputs.Score, Is.EqualTo(Expected(Query, Docs[i])).Within(1e-4), $"doc {i}");
+        Assert.That(_llm.Score(Prompt.FromTokenIds(ids), (Prompt)_texts[Docs[0]])[0].Outputs.Score, Is.EqualTo(Expected(Query, Docs[0])).Within(1e-4));
     }
 }
