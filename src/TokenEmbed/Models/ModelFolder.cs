@@ -6,28 +6,12 @@ namespace TokenEmbed.Models;
 /// A model folder read once: <c>config.json</c>, the sentence-transformers / PyLate module layout and settings. Weights
 /// and the tokenizer are opened by <see cref="PoolingModel.Load(string, LlmOptions)"/>.
 /// </summary>
-internal sealed class ModelFolder
+/// <param name="Path">The folder.</param>
+/// <param name="Config"><c>config.json</c>.</param>
+/// <param name="Layout">The sentence-transformers modules (<c>modules.json</c>, <c>1_Pooling</c>, Dense modules), or null.</param>
+/// <param name="PyLate"><c>config_sentence_transformers.json</c> (PyLate settings), or null.</param>
+internal sealed record ModelFolder(string Path, HfConfig Config, SentenceTransformersLayout? Layout, PyLateConfig? PyLate)
 {
-    private ModelFolder(string path, HfConfig config, SentenceTransformersLayout? layout, PyLateConfig? pyLate)
-    {
-        Path = path;
-        Config = config;
-        Layout = layout;
-        PyLate = pyLate;
-    }
-
-    /// <summary>The folder.</summary>
-    public string Path { get; }
-
-    /// <summary><c>config.json</c>.</summary>
-    public HfConfig Config { get; }
-
-    /// <summary>The sentence-transformers modules (<c>modules.json</c>, <c>1_Pooling</c>, Dense modules), or null.</summary>
-    public SentenceTransformersLayout? Layout { get; }
-
-    /// <summary><c>config_sentence_transformers.json</c> (PyLate settings), or null.</summary>
-    public PyLateConfig? PyLate { get; }
-
     /// <summary>The folder's Dense modules (empty when there are none).</summary>
     public IReadOnlyList<DenseModuleSpec> Dense => Layout?.Dense ?? [];
 

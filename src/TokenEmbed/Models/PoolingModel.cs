@@ -11,34 +11,18 @@ namespace TokenEmbed.Models;
 /// A loaded pooling model: backbone on its device, the architecture's pooler (float32 heads, pooling defaults), maximum
 /// length and tokenizer. Built from a model folder through <see cref="ModelRegistry"/>.
 /// </summary>
-internal sealed class PoolingModel : IDisposable
+/// <param name="Architecture">The architecture that was loaded.</param>
+/// <param name="Backbone">The backbone, on <paramref name="Device"/>.</param>
+/// <param name="Pooler">The architecture's heads and pooling, applied per request.</param>
+/// <param name="MaxModelLength">The most tokens a prompt may have.</param>
+/// <param name="Device">The device the backbone runs on.</param>
+/// <param name="Tokenizer">The folder's tokenizer, or null when it has none.</param>
+/// <param name="Folder">The folder's configuration files (PyLate settings among them).</param>
+internal sealed record PoolingModel(PoolingArchitecture Architecture, IBackbone Backbone, Pooler Pooler, int MaxModelLength, Device Device,
+    TextTokenizer? Tokenizer, ModelFolder Folder) : IDisposable
 {
-    private PoolingModel(PoolingArchitecture architecture, IBackbone backbone, Pooler pooler, int maxModelLength, Device device, TextTokenizer? tokenizer, ModelFolder folder)
-    {
-        Architecture = architecture;
-        Backbone = backbone;
-        Pooler = pooler;
-        MaxModelLength = maxModelLength;
-        Device = device;
-        Tokenizer = tokenizer;
-        Folder = folder;
-    }
-
-    /// <summary>The architecture that was loaded.</summary>
-    public PoolingArchitecture Architecture { get; }
-
-    public IBackbone Backbone { get; }
-
-    /// <summary>The architecture's heads and pooling, applied per request.</summary>
-    public Pooler Pooler { get; }
-
-    public int MaxModelLength { get; }
+    /// <summary>The number of token ids the embedding table holds.</summary>
     public int VocabSize => Backbone.VocabSize;
-    public Device Device { get; }
-    public TextTokenizer? Tokenizer { get; }
-
-    /// <summary>The folder's configuration files (PyLate settings among them).</summary>
-    public ModelFolder Folder { get; }
 
     /// <summary>Loads <paramref name="path"/>; every problem is a <see cref="ModelLoadException"/> naming the file, tensor or field.</summary>
     public static PoolingModel Load(string path, LlmOptions options)
