@@ -10,8 +10,10 @@ namespace TokenEmbed.Loading;
 /// Layout: an 8-byte little-endian header length N, N bytes of UTF-8 JSON
 /// (<c>{"name": {"dtype", "shape", "data_offsets": [begin, end]}, …, "__metadata__": {str: str}}</c>),
 /// then the data buffer; offsets are relative to the data buffer. Every problem with the file is a
-/// <see cref="ModelLoadException"/> naming the file (and the tensor, when it concerns one). Gaps in
-/// the data buffer are allowed; overlapping tensors are not. Tensor data is not read on open: pages
+/// <see cref="ModelLoadException"/> naming the file (and the tensor, when it concerns one). As strict as
+/// the reference reader (the <c>safetensors</c> crate's <c>validate</c>): the tensors' byte ranges, sorted, tile
+/// the data buffer from 0 to its end with no gap and no overlap, so a header length off by a few bytes, which
+/// shifts every tensor, is refused. Only regular files are opened. Tensor data is not read on open: pages
 /// are touched only when a tensor is read.
 /// </remarks>
 internal sealed unsafe class SafeTensorsFile : IDisposable
@@ -75,6 +77,21 @@ internal sealed unsafe class SafeTensorsFile : IDisposable
 
         if (!BitConverter.IsLittleEndian)
             throw new ModelLoadException($"Cannot open safetensors file '{full}': big-endian platforms are not supported.", full);
+
+        // A FIFO, a device or a directory would block or fail on open: only non-empty regular files are opened
+        // (such special files report a length of 0, and a safetensors file has at least its 8-byte prefix).
+        try
+        {
+            var info = new FileInfo(full);
+            if (info.Exists && (info.Attributes & FileAttributes.Directory) == 0 && info.Length < 8)
+                throw Invalid(full, $"the file is {info.Length} bytes long, shorter than the 8-byte header length prefix (truncated, or not a regular file).");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException($"Cannot open safetensors file '{full}': {e.Message}", full, null, e);
+        }
+        if (Directory.Exists(full))
+            throw Invalid(full, "it is a directory, not a file.");
 
         FileStream stream;
         try
@@ -275,7 +292,7 @@ internal sealed unsafe class SafeTensorsFile : IDisposable
                 throw Invalid(file, $"the header is not valid JSON: {e.Message}", null, e);
             }
 
-            CheckNoOverlap(file, tensors.Values, dataStart);
+            CheckContiguous(file, tensors.Values, dataStart, dataLength);
             return (tensors, metadata);
         }
     }
@@ -359,20 +376,34 @@ internal sealed unsafe class SafeTensorsFile : IDisposable
         return v;
     }
 
-    private static void CheckNoOverlap(string file, IEnumerable<SafeTensorInfo> tensors, long dataStart)
+    /// <summary>
+    /// The tensors' ranges, sorted by offset, must follow each other from 0 with no gap or overlap and end exactly at the
+    /// end of the data buffer (the reference reader's rule; empty tensors sit where the previous one ends).
+    /// </summary>
+    private static void CheckContiguous(string file, IEnumerable<SafeTensorInfo> tensors, long dataStart, long dataLength)
     {
-        // Empty tensors occupy no bytes and overlap nothing.
-        var ranges = tensors.Where(t => t.ByteLength > 0).OrderBy(t => t.DataOffset).ToArray();
-        for (int i = 1; i < ranges.Length; i++)
+        var ranges = tensors.OrderBy(t => t.DataOffset).ThenBy(t => t.ByteLength).ToArray();
+        long expected = 0;
+        SafeTensorInfo? previous = null;
+        foreach (var current in ranges)
         {
-            var previous = ranges[i - 1];
-            var current = ranges[i];
-            if (current.DataOffset < previous.DataOffset + previous.ByteLength)
+            var begin = current.DataOffset - dataStart;
+            if (begin < expected)
                 throw Invalid(file,
-                    $"its bytes [{current.DataOffset - dataStart}, {current.DataOffset - dataStart + current.ByteLength}) overlap those of tensor '{previous.Name}' " +
+                    $"its bytes [{begin}, {begin + current.ByteLength}) overlap those of tensor '{previous!.Name}' " +
                     $"[{previous.DataOffset - dataStart}, {previous.DataOffset - dataStart + previous.ByteLength}).",
                     current.Name);
+            if (begin > expected)
+                throw Invalid(file,
+                    $"its bytes start at {begin}, but the previous tensor{(previous == null ? "s end" : $" '{previous.Name}' ends")} at {expected}: " +
+                    "the data buffer has a gap (a header length off by some bytes shifts every tensor).", current.Name);
+            expected = begin + current.ByteLength;
+            previous = current;
         }
+        if (expected != dataLength)
+            throw Invalid(file,
+                $"the tensors end at byte {expected} of the data buffer, but it holds {dataLength} bytes " +
+                "(a wrong header length, or trailing bytes the header does not describe).");
     }
 
     private static string Truncate(string text) => text.Length <= 80 ? text : text[..80] + "…";

@@ -455,16 +455,59 @@ public sealed class SafeTensorsTests
     }
 
     [Test]
-    public void GapsAndEmptyTensors_AreAllowed()
+    public void EmptyTensors_AreAllowedWhereThePreviousOneEnds()
     {
-        var path = TempPath("gaps.safetensors");
+        var path = TempPath("empty.safetensors");
         SafeTensorsWriter.WriteRaw(path,
-            """{"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}, "e": {"dtype": "F32", "shape": [0], "data_offsets": [5, 5]}, "b": {"dtype": "U8", "shape": [2], "data_offsets": [12, 14]}}""",
-            [0, 0, 0, 0, 0, 0, 0x80, 0x3F, 9, 9, 9, 9, 1, 2, 9]);
+            """{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "e": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]}, "b": {"dtype": "U8", "shape": [2], "data_offsets": [4, 6]}}""",
+            [0, 0, 0x80, 0x3F, 1, 2]);
         using var file = SafeTensorsFile.Open(path);
         Assert.That(file.ReadAsFloat32("a"), Is.EqualTo(new[] { 1f }));
         Assert.That(file.GetBytes(file.Tensors["b"]).ToArray(), Is.EqualTo(new byte[] { 1, 2 }));
         Assert.That(file.ReadAsFloat32("e"), Is.Empty);
+    }
+
+    /// <summary>The reference reader's rule: the ranges tile the data buffer from 0 to its end.</summary>
+    [TestCase("""{"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}""", 8, "a", "gap")]
+    [TestCase("""{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "b": {"dtype": "U8", "shape": [2], "data_offsets": [6, 8]}}""", 8, "b", "gap")]
+    [TestCase("""{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}""", 6, null, "trailing bytes")]
+    public void Corrupt_GapsAndTrailingBytes(string header, int dataLength, string? tensor, string words)
+    {
+        var path = TempPath("gaps.safetensors");
+        SafeTensorsWriter.WriteRaw(path, header, new byte[dataLength]);
+        var ex = AssertOpenFails(path, tensor);
+        Assert.That(ex.Message, Does.Contain(words));
+    }
+
+    /// <summary>A header length prefix shrunk by 1–4 bytes eats the padding and shifts every tensor: refused.</summary>
+    [TestCase(1)]
+    [TestCase(2)]
+    [TestCase(3)]
+    [TestCase(4)]
+    public void Corrupt_ShrunkHeaderLength(int by)
+    {
+        var path = TempPath("shrunk.safetensors");
+        SafeTensorsWriter.Write(path, [("a", SafeTensorDType.F32, [2, 3], SafeTensorsWriter.Encode(SafeTensorDType.F32, RandomFloats(6, 1)))], null);
+        var bytes = File.ReadAllBytes(path);
+        var n = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        var headerText = System.Text.Encoding.UTF8.GetString(bytes, 8, (int)n);
+        Assume.That(headerText.Length - headerText.TrimEnd().Length, Is.GreaterThanOrEqualTo(by), "the writer pads the header");
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, n - (ulong)by);
+        File.WriteAllBytes(path, bytes);
+        AssertOpenFails(path, null);
+    }
+
+    [Test]
+    public void NotARegularFile_IsRefusedWithoutBlocking()
+    {
+        var dir = TempPath("adir.safetensors");
+        Directory.CreateDirectory(dir);
+        AssertOpenFails(dir, null);
+        if (!OperatingSystem.IsLinux()) return;
+        var fifo = TempPath("fifo.safetensors");
+        using (var p = System.Diagnostics.Process.Start("mkfifo", fifo)) p.WaitForExit();
+        var open = Task.Run(() => AssertOpenFails(fifo, null));
+        Assert.That(open.Wait(TimeSpan.FromSeconds(10)), Is.True, "opening a FIFO must not block");
     }
 
     [TestCase("""{"t": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "t": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}""", "t")]
