@@ -88,11 +88,18 @@ internal sealed class HfConfig
         throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a string, found {n.ToJsonString()}.", FilePath);
     }
 
-    /// <summary>A positive integer field with a default; zero or negative values are errors naming the field.</summary>
-    public int GetPositiveInt(string name, int fallback)
+    /// <summary>The largest size a config field may give (2^24): far above any real model, far below a multi-GB allocation.</summary>
+    public const int MaxSize = 1 << 24;
+
+    /// <summary>
+    /// A positive integer field (a size or a count) with a default; zero, negative or implausibly large values
+    /// (above <paramref name="max"/>) are errors naming the field.
+    /// </summary>
+    public int GetPositiveInt(string name, int fallback, int max = MaxSize)
     {
         var v = GetInt(name, fallback);
         if (v <= 0) throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be positive, found {v}.", FilePath);
+        if (v > max) throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' is {v}, more than the limit of {max}.", FilePath);
         return v;
     }
 

@@ -23,7 +23,7 @@ internal sealed record ModelInput(Tensor InputIds, Tensor AttentionMask, Tensor?
     public long Length => InputIds.shape[1];
 
     /// <summary>The input embeddings when given, else the lookup of the ids in <paramref name="table"/>.</summary>
-    public Tensor EmbedTokens(TorchSharp.Modules.Embedding table) => InputsEmbeds?.alias() ?? table.forward(InputIds);
+    public Tensor EmbedTokens(Layers.EmbeddingTable table) => InputsEmbeds?.alias() ?? table.forward(InputIds);
 
     /// <summary>The given 1-D positions [B|1, T], or <c>arange(T)</c> as [1, T].</summary>
     public Tensor PositionsOrArange()

@@ -1,5 +1,6 @@
 using TokenEmbed.Loading;
 using TokenEmbed.Models.Architectures;
+using TokenEmbed.Models.Layers;
 using TokenEmbed.Pooling;
 using TokenEmbed.Runtime;
 using TokenEmbed.Tokenization;
@@ -50,7 +51,10 @@ internal sealed record PoolingModel(PoolingArchitecture Architecture, IBackbone 
         Pooler? pooler = null;
         try
         {
-            backbone = family.Create(config);
+            CheckLayerCount(config, weights, folder.Path);
+            // Built on the meta device (shapes only), then bound to the checkpoint's tensors: nothing is allocated or
+            // randomly initialised before every shape has been checked against the checkpoint.
+            using (Nn.OnMeta()) backbone = family.Create(config);
             backbone.LoadWeights(weights, prefix, consumed);
             pooler = architecture.BuildPooler(new HeadContext(folder, backbone, weights, consumed));
             RejectUnexpected(weights, consumed, prefix, family, architecture, folder.Path);
@@ -64,6 +68,28 @@ internal sealed record PoolingModel(PoolingArchitecture Architecture, IBackbone 
             pooler?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// config.json's <c>num_hidden_layers</c> against the layers the checkpoint holds (the largest N of a
+    /// <c>layer.N.</c> / <c>layers.N.</c> name), before anything is built: a config asking for more layers than there are
+    /// is refused without constructing them.
+    /// </summary>
+    private static void CheckLayerCount(HfConfig config, WeightSet weights, string folder)
+    {
+        if (!config.Has("num_hidden_layers")) return;
+        var wanted = config.GetPositiveInt("num_hidden_layers", 1);
+        var have = 0;
+        foreach (var name in weights.Names)
+        {
+            var parts = name.Split('.');
+            for (var i = 0; i + 1 < parts.Length; i++)
+                if (parts[i] is "layer" or "layers" && int.TryParse(parts[i + 1], System.Globalization.NumberStyles.None, null, out var n))
+                    have = Math.Max(have, n + 1);
+        }
+        if (wanted > have)
+            throw new ModelLoadException(
+                $"'{config.FilePath}': field 'num_hidden_layers' is {wanted}, but the checkpoint in '{folder}' holds {have} layer(s).", config.FilePath);
     }
 
     /// <summary>Strict loading: every checkpoint weight is read, ignorable for the family or architecture, or under a dropped prefix.</summary>

@@ -26,9 +26,9 @@ internal enum BertPositions
 /// <summary><c>BertEmbeddings</c> / <c>RobertaEmbeddings</c>: word + position + token type embeddings, then LayerNorm.</summary>
 internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor>
 {
-    private readonly Embedding word_embeddings;
-    private readonly Embedding position_embeddings;
-    private readonly Embedding token_type_embeddings;
+    private readonly EmbeddingTable word_embeddings;
+    private readonly EmbeddingTable position_embeddings;
+    private readonly EmbeddingTable token_type_embeddings;
     private readonly LayerNorm LayerNorm;
     private readonly BertPositions _positions;
     private readonly int _pad;
@@ -37,10 +37,10 @@ internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor
     {
         _positions = c.Positions;
         _pad = c.PadTokenId;
-        word_embeddings = nn.Embedding(c.VocabSize, c.HiddenSize);
-        position_embeddings = nn.Embedding(c.MaxPositionEmbeddings, c.HiddenSize);
-        token_type_embeddings = nn.Embedding(c.TypeVocabSize, c.HiddenSize);
-        LayerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        word_embeddings = Nn.Embedding(c.VocabSize, c.HiddenSize);
+        position_embeddings = Nn.Embedding(c.MaxPositionEmbeddings, c.HiddenSize);
+        token_type_embeddings = Nn.Embedding(c.TypeVocabSize, c.HiddenSize);
+        LayerNorm = Nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
         RegisterComponents();
     }
 
@@ -70,7 +70,7 @@ internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor
         using var words = input.EmbedTokens(word_embeddings);
         using var pos = position_embeddings.forward(positions);
         using var tt = tokenTypeIds is null
-            ? token_type_embeddings.weight![0].view(1, 1, -1).alias()
+            ? token_type_embeddings.Weight[0].view(1, 1, -1).alias()
             : token_type_embeddings.forward(tokenTypeIds);
         using var sum = words + tt;
         using var sum2 = sum.add_(pos);
@@ -91,9 +91,9 @@ internal sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
     {
         _heads = c.NumAttentionHeads;
         _headDim = c.HiddenSize / c.NumAttentionHeads;
-        query = nn.Linear(c.HiddenSize, c.HiddenSize);
-        key = nn.Linear(c.HiddenSize, c.HiddenSize);
-        value = nn.Linear(c.HiddenSize, c.HiddenSize);
+        query = Nn.Linear(c.HiddenSize, c.HiddenSize);
+        key = Nn.Linear(c.HiddenSize, c.HiddenSize);
+        value = Nn.Linear(c.HiddenSize, c.HiddenSize);
         RegisterComponents();
     }
 
@@ -118,8 +118,8 @@ internal sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
 
     public BertResidualOutput(int inFeatures, BertConfig c) : base("output")
     {
-        dense = nn.Linear(inFeatures, c.HiddenSize);
-        LayerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        dense = Nn.Linear(inFeatures, c.HiddenSize);
+        LayerNorm = Nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
         RegisterComponents();
     }
 
@@ -159,7 +159,7 @@ internal sealed class BertIntermediate : nn.Module<Tensor, Tensor>
 
     public BertIntermediate(BertConfig c) : base("intermediate")
     {
-        dense = nn.Linear(c.HiddenSize, c.IntermediateSize);
+        dense = Nn.Linear(c.HiddenSize, c.IntermediateSize);
         _act = Activations.Get(c.HiddenAct);
         RegisterComponents();
     }

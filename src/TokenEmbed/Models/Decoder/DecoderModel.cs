@@ -58,10 +58,10 @@ internal sealed class DecoderAttention : DecoderMixer
     public DecoderAttention(DecoderSpec s) : base("self_attn")
     {
         (_heads, _kvHeads, _headDim) = (s.NumHeads, s.NumKvHeads, s.HeadDim);
-        _q = nn.Linear(s.HiddenSize, s.NumHeads * s.HeadDim, hasBias: s.QkvBias);
-        _k = nn.Linear(s.HiddenSize, s.NumKvHeads * s.HeadDim, hasBias: s.QkvBias);
-        _v = nn.Linear(s.HiddenSize, s.NumKvHeads * s.HeadDim, hasBias: s.QkvBias);
-        _o = nn.Linear(s.NumHeads * s.HeadDim, s.HiddenSize, hasBias: s.OutputBias);
+        _q = Nn.Linear(s.HiddenSize, s.NumHeads * s.HeadDim, hasBias: s.QkvBias);
+        _k = Nn.Linear(s.HiddenSize, s.NumKvHeads * s.HeadDim, hasBias: s.QkvBias);
+        _v = Nn.Linear(s.HiddenSize, s.NumKvHeads * s.HeadDim, hasBias: s.QkvBias);
+        _o = Nn.Linear(s.NumHeads * s.HeadDim, s.HiddenSize, hasBias: s.OutputBias);
         register_module("q_proj", _q);
         register_module("k_proj", _k);
         register_module("v_proj", _v);
@@ -100,9 +100,9 @@ internal sealed class DecoderMlp : nn.Module<Tensor, Tensor>
 
     public DecoderMlp(DecoderSpec s) : base(s.Names.Mlp)
     {
-        _gate = nn.Linear(s.HiddenSize, s.IntermediateSize, hasBias: s.MlpBias);
-        _up = nn.Linear(s.HiddenSize, s.IntermediateSize, hasBias: s.MlpBias);
-        _down = nn.Linear(s.IntermediateSize, s.HiddenSize, hasBias: s.MlpBias);
+        _gate = Nn.Linear(s.HiddenSize, s.IntermediateSize, hasBias: s.MlpBias);
+        _up = Nn.Linear(s.HiddenSize, s.IntermediateSize, hasBias: s.MlpBias);
+        _down = Nn.Linear(s.IntermediateSize, s.HiddenSize, hasBias: s.MlpBias);
         _act = Activations.Get(s.HiddenAct);
         register_module(s.Names.Gate, _gate);
         register_module(s.Names.Up, _up);
@@ -160,7 +160,7 @@ internal class DecoderModel : nn.Module<ModelInput, Tensor>, IBackbone
     /// <summary>Every layer mixes tokens with causal self-attention.</summary>
     public static readonly DecoderMixerFactory AttentionOnly = (s, _) => (s.Names.Attention, new DecoderAttention(s));
 
-    private readonly Embedding _embedTokens;
+    private readonly EmbeddingTable _embedTokens;
     private readonly ModuleList<DecoderLayer> _layers;
     private readonly RmsNorm _norm;
     private readonly Rotary _rotary;
@@ -169,7 +169,7 @@ internal class DecoderModel : nn.Module<ModelInput, Tensor>, IBackbone
     {
         Spec = spec;
         mixers ??= AttentionOnly;
-        _embedTokens = nn.Embedding(spec.VocabSize, spec.HiddenSize);
+        _embedTokens = Nn.Embedding(spec.VocabSize, spec.HiddenSize);
         _layers = nn.ModuleList(Enumerable.Range(0, spec.NumLayers).Select(i =>
         {
             var (mixerName, mixer) = mixers(spec, i);

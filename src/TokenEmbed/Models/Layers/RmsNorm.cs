@@ -8,16 +8,25 @@ namespace TokenEmbed.Models.Layers;
 /// RMSNorm as Qwen3 / Llama / LFM2 implement it: <c>y = x32 · rsqrt(mean(x32², -1) + eps)</c> in float32, cast back,
 /// then multiplied by <c>weight</c> (state-dict name <c>weight</c>).
 /// </summary>
-internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
+internal sealed class RmsNorm : nn.Module<Tensor, Tensor>, IBindable
 {
-    private readonly Parameter weight;
+    private Parameter weight;
     private readonly double _eps;
 
     public RmsNorm(long size, double eps, string name = "norm") : base(name)
     {
-        weight = new Parameter(ones(size));
+        weight = Nn.Ones(size);
         _eps = eps;
         RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public void Bind(string name, Parameter value)
+    {
+        if (name != nameof(weight)) throw new ArgumentException($"RmsNorm has no parameter '{name}'.", nameof(name));
+        weight.Dispose();
+        weight = value;
+        ConditionallyRegisterParameter(nameof(weight), value);
     }
 
     public override Tensor forward(Tensor x)

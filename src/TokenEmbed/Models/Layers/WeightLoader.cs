@@ -1,5 +1,6 @@
 using TokenEmbed.Loading;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace TokenEmbed.Models.Layers;
@@ -11,16 +12,57 @@ namespace TokenEmbed.Models.Layers;
 /// </summary>
 internal static class WeightLoader
 {
-    /// <summary>Copies every parameter of <paramref name="module"/> from <paramref name="weights"/>[prefix + name].</summary>
+    /// <summary>
+    /// Loads every parameter of <paramref name="module"/> from <paramref name="weights"/>[prefix + name], after checking
+    /// its shape and that it is stored as a floating-point tensor. A parameter built on the meta device (<see cref="Nn.OnMeta"/>)
+    /// is bound to the checkpoint tensor (no initialisation, no second copy); an ordinary one is overwritten in place.
+    /// </summary>
     public static void Load(nn.Module module, WeightSet weights, string prefix, ISet<string> consumed)
     {
         using var noGrad = no_grad();
-        foreach (var (name, param) in module.named_parameters())
+        var modules = module.named_modules().ToDictionary(m => m.name, m => m.module, StringComparer.Ordinal);
+        modules[""] = module;
+        foreach (var (name, param) in module.named_parameters().ToList())
         {
             var key = Resolve(weights, prefix + name);
-            CopyInto(param, weights, key);
+            var info = weights.Get(key);
+            CheckShape(key, info, param.shape);
+            CheckFloat(key, info);
+            if (param.is_meta)
+            {
+                var dot = name.LastIndexOf('.');
+                Bind(modules[dot < 0 ? "" : name[..dot]], name[(dot + 1)..], new Parameter(ToTensor(weights, key), requires_grad: false));
+                param.Dispose();   // the meta placeholder (some TorchSharp setters, e.g. Embedding's, do not dispose it)
+            }
+            else
+            {
+                using var src = ToTensor(weights, key);
+                param.copy_(src);
+            }
             consumed.Add(key);
         }
+    }
+
+    /// <summary>Replaces parameter <paramref name="local"/> of <paramref name="owner"/>: TorchSharp layers through their property, ours through <see cref="IBindable"/>.</summary>
+    private static void Bind(nn.Module owner, string local, Parameter value)
+    {
+        if (owner is IBindable bindable)
+        {
+            bindable.Bind(local, value);
+            return;
+        }
+        var property = owner.GetType().GetProperty(local, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance);
+        if (property is null || !property.CanWrite || !property.PropertyType.IsAssignableFrom(typeof(Parameter)))
+            throw new InvalidOperationException($"{owner.GetType().Name} has no settable parameter '{local}'.");
+        property.SetValue(owner, value);
+    }
+
+    private static void CheckFloat(string key, SafeTensorInfo info)
+    {
+        if (!info.DType.IsFloatingPoint())
+            throw new ModelLoadException(
+                $"Weight '{key}' in '{info.FilePath}' has dtype {info.DType.HeaderName()}; the model expects a floating-point tensor (F32, F16, BF16 or F64).",
+                info.FilePath, key);
     }
 
     /// <summary>Reads tensor <paramref name="key"/> as a new float32 CPU tensor with a shape check.</summary>
@@ -28,6 +70,7 @@ internal static class WeightLoader
     {
         var info = weights.Get(key);
         CheckShape(key, info, expectedShape);
+        CheckFloat(key, info);
         consumed.Add(key);
         using var raw = ToTensor(weights, key);
         return raw.to(ScalarType.Float32);
@@ -43,19 +86,12 @@ internal static class WeightLoader
         throw new ModelLoadException($"Weight '{key}' is missing from the checkpoint.", tensorName: key);
     }
 
-    private static void CopyInto(Tensor param, WeightSet weights, string key)
-    {
-        var info = weights.Get(key);
-        CheckShape(key, info, param.shape);
-        using var src = ToTensor(weights, key);
-        param.copy_(src);
-    }
-
     private static void CheckShape(string key, SafeTensorInfo info, long[] expected)
     {
         if (!info.Shape.SequenceEqual(expected))
             throw new ModelLoadException(
-                $"Weight '{key}' in '{info.FilePath}' has shape [{string.Join(", ", info.Shape)}], the model expects [{string.Join(", ", expected)}].",
+                $"Weight '{key}' in '{info.FilePath}' has shape [{string.Join(", ", info.Shape)}], the model expects [{string.Join(", ", expected)}] " +
+                "(sizes from config.json: hidden_size, vocab_size, intermediate_size, max_position_embeddings, the head counts, …).",
                 info.FilePath, key);
     }
 

@@ -1,4 +1,5 @@
 using TokenEmbed.Models.Decoder;
+using TokenEmbed.Models.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -24,9 +25,9 @@ internal sealed class Lfm2ShortConv : DecoderMixer
     /// <param name="bias">conv_bias.</param>
     public Lfm2ShortConv(int hidden, int kernel, bool bias) : base(ModuleName)
     {
-        _inProj = nn.Linear(hidden, 3L * hidden, hasBias: bias);
-        _outProj = nn.Linear(hidden, hidden, hasBias: bias);
-        _conv = nn.Conv1d(hidden, hidden, kernel, padding: kernel - 1, groups: hidden, bias: bias);
+        _inProj = Nn.Linear(hidden, 3L * hidden, hasBias: bias);
+        _outProj = Nn.Linear(hidden, hidden, hasBias: bias);
+        _conv = Nn.Conv1d(hidden, hidden, kernel, padding: kernel - 1, groups: hidden, bias: bias);
         register_module("conv", _conv);
         register_module("in_proj", _inProj);
         register_module("out_proj", _outProj);

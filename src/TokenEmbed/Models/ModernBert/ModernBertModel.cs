@@ -11,13 +11,13 @@ namespace TokenEmbed.Models.ModernBert;
 /// <summary><c>ModernBertEmbeddings</c>: token embeddings then LayerNorm (no position embeddings: RoPE only).</summary>
 internal sealed class ModernBertEmbeddings : nn.Module<ModelInput, Tensor>
 {
-    private readonly Embedding tok_embeddings;
+    private readonly EmbeddingTable tok_embeddings;
     private readonly LayerNorm norm;
 
     public ModernBertEmbeddings(ModernBertConfig c) : base("embeddings")
     {
-        tok_embeddings = nn.Embedding(c.VocabSize, c.HiddenSize);
-        norm = nn.LayerNorm(c.HiddenSize, c.NormEps, bias: c.NormBias);
+        tok_embeddings = Nn.Embedding(c.VocabSize, c.HiddenSize);
+        norm = Nn.LayerNorm(c.HiddenSize, c.NormEps, bias: c.NormBias);
         RegisterComponents();
     }
 
@@ -42,8 +42,8 @@ internal sealed class ModernBertAttention : nn.Module<Tensor, Tensor, Tensor, Te
     {
         _heads = c.NumAttentionHeads;
         _headDim = c.HeadDim;
-        Wqkv = nn.Linear(c.HiddenSize, 3L * c.HiddenSize, hasBias: c.AttentionBias);
-        Wo = nn.Linear(c.HiddenSize, c.HiddenSize, hasBias: c.AttentionBias);
+        Wqkv = Nn.Linear(c.HiddenSize, 3L * c.HiddenSize, hasBias: c.AttentionBias);
+        Wo = Nn.Linear(c.HiddenSize, c.HiddenSize, hasBias: c.AttentionBias);
         RegisterComponents();
     }
 
@@ -68,8 +68,8 @@ internal sealed class ModernBertMlp : nn.Module<Tensor, Tensor>
 
     public ModernBertMlp(ModernBertConfig c) : base("mlp")
     {
-        Wi = nn.Linear(c.HiddenSize, 2L * c.IntermediateSize, hasBias: c.MlpBias);
-        Wo = nn.Linear(c.IntermediateSize, c.HiddenSize, hasBias: c.MlpBias);
+        Wi = Nn.Linear(c.HiddenSize, 2L * c.IntermediateSize, hasBias: c.MlpBias);
+        Wo = Nn.Linear(c.IntermediateSize, c.HiddenSize, hasBias: c.MlpBias);
         _act = Activations.Get(c.HiddenActivation);
         RegisterComponents();
     }
@@ -93,9 +93,9 @@ internal sealed class ModernBertEncoderLayer : nn.Module<Tensor, Tensor, Tensor,
     public ModernBertEncoderLayer(ModernBertConfig c, int index) : base("layer")
     {
         Type = c.LayerTypes[index];
-        attn_norm = index == 0 ? null : nn.LayerNorm(c.HiddenSize, c.NormEps, bias: c.NormBias);
+        attn_norm = index == 0 ? null : Nn.LayerNorm(c.HiddenSize, c.NormEps, bias: c.NormBias);
         attn = new ModernBertAttention(c);
-        mlp_norm = nn.LayerNorm(c.HiddenSize, c.NormEps, bias: c.NormBias);
+        mlp_norm = Nn.LayerNorm(c.HiddenSize, c.NormEps, bias: c.NormBias);
         mlp = new ModernBertMlp(c);
         RegisterComponents();
     }
@@ -128,7 +128,7 @@ internal sealed class ModernBertModel : nn.Module<ModelInput, Tensor>, IBackbone
         _config = config;
         embeddings = new ModernBertEmbeddings(config);
         layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new ModernBertEncoderLayer(config, i)).ToArray());
-        final_norm = nn.LayerNorm(config.HiddenSize, config.NormEps, bias: config.NormBias);
+        final_norm = Nn.LayerNorm(config.HiddenSize, config.NormEps, bias: config.NormBias);
         _globalRope = new Rotary(config.HeadDim, config.GlobalRopeTheta);
         _localRope = new Rotary(config.HeadDim, config.LocalRopeTheta);
         RegisterComponents();

@@ -19,13 +19,13 @@ namespace TokenEmbed.Models.XlmRoberta;
 /// <summary><c>XLMRobertaEmbeddings</c> with rotary positions: word + token type 0 (no position table).</summary>
 internal sealed class JinaEmbeddings : nn.Module<ModelInput, Tensor>
 {
-    private readonly Embedding word_embeddings;
-    private readonly Embedding? token_type_embeddings;
+    private readonly EmbeddingTable word_embeddings;
+    private readonly EmbeddingTable? token_type_embeddings;
 
     public JinaEmbeddings(JinaRobertaConfig c) : base("embeddings")
     {
-        word_embeddings = nn.Embedding(c.VocabSize, c.HiddenSize);
-        if (c.TypeVocabSize > 0) token_type_embeddings = nn.Embedding(c.TypeVocabSize, c.HiddenSize);
+        word_embeddings = Nn.Embedding(c.VocabSize, c.HiddenSize);
+        if (c.TypeVocabSize > 0) token_type_embeddings = Nn.Embedding(c.TypeVocabSize, c.HiddenSize);
         RegisterComponents();
     }
 
@@ -33,7 +33,7 @@ internal sealed class JinaEmbeddings : nn.Module<ModelInput, Tensor>
     {
         var words = input.EmbedTokens(word_embeddings);
         if (token_type_embeddings is null) return words;
-        using var tt = token_type_embeddings.weight![0].view(1, 1, -1);
+        using var tt = token_type_embeddings.Weight[0].view(1, 1, -1);
         using (words) return words + tt;   // not in place: the words may be the caller's input embeddings
     }
 }
@@ -50,8 +50,8 @@ internal sealed class JinaMha : nn.Module<Tensor, Tensor?, (Tensor Cos, Tensor S
     {
         _heads = c.NumAttentionHeads;
         _headDim = c.HeadDim;
-        Wqkv = nn.Linear(c.HiddenSize, 3L * c.HiddenSize);
-        out_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
+        Wqkv = Nn.Linear(c.HiddenSize, 3L * c.HiddenSize);
+        out_proj = Nn.Linear(c.HiddenSize, c.HiddenSize);
         RegisterComponents();
     }
 
@@ -72,8 +72,8 @@ internal sealed class JinaMlp : nn.Module<Tensor, Tensor>
 
     public JinaMlp(JinaRobertaConfig c) : base("mlp")
     {
-        fc1 = nn.Linear(c.HiddenSize, c.IntermediateSize);
-        fc2 = nn.Linear(c.IntermediateSize, c.HiddenSize);
+        fc1 = Nn.Linear(c.HiddenSize, c.IntermediateSize);
+        fc2 = Nn.Linear(c.IntermediateSize, c.HiddenSize);
         _act = Activations.Get(c.HiddenAct);
         RegisterComponents();
     }
@@ -97,9 +97,9 @@ internal sealed class JinaBlock : nn.Module<Tensor, Tensor?, (Tensor Cos, Tensor
     public JinaBlock(JinaRobertaConfig c) : base("layer")
     {
         mixer = new JinaMha(c);
-        norm1 = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        norm1 = Nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
         mlp = new JinaMlp(c);
-        norm2 = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        norm2 = Nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
         RegisterComponents();
     }
 
@@ -153,7 +153,7 @@ internal sealed class JinaRobertaModel : nn.Module<ModelInput, Tensor>, IBackbon
     {
         _config = config;
         embeddings = new JinaEmbeddings(config);
-        emb_ln = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        emb_ln = Nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
         encoder = new JinaEncoder(config);
         _rotary = new Rotary(config.RotaryDim, config.RotaryBase);
         RegisterComponents();
