@@ -11,10 +11,26 @@ public static class LateInteraction
     /// </summary>
     /// <param name="query">The query's token embeddings.</param>
     /// <param name="document">The document's token embeddings.</param>
+    /// <exception cref="ArgumentException">
+    /// An output is not <c>[num_tokens, dim]</c> with <c>num_tokens · dim</c> values, the dims differ, a side has no token, or a
+    /// value is NaN or infinite.
+    /// </exception>
     public static float MaxSim(PoolingOutput query, PoolingOutput document)
     {
         ArgumentNullException.ThrowIfNull(query);
         ArgumentNullException.ThrowIfNull(document);
+        Check(query, nameof(query));
+        Check(document, nameof(document));
         return Scoring.MaxSim.Score(query, document);
+    }
+
+    private static void Check(PoolingOutput o, string name)
+    {
+        if (o.Shape is not [var n, var dim] || n <= 0 || dim <= 0 || (long)n * dim != o.Data.Length)
+            throw new ArgumentException(
+                $"{name} must be token embeddings [num_tokens > 0, dim > 0] holding num_tokens · dim values; got shape [{string.Join(", ", o.Shape)}] with {o.Data.Length} values.", name);
+        var bad = Array.FindIndex(o.Data, v => !float.IsFinite(v));
+        if (bad >= 0)
+            throw new ArgumentException($"{name} has a non-finite value ({o.Data[bad]}) at token {bad / dim}, component {bad % dim}.", name);
     }
 }

@@ -40,10 +40,27 @@ internal sealed class EncodeEngine
             while (start + count < order.Length && count < _maxBatchSize && (count + 1L) * longest <= _maxBatchTokens) count++;
             var rows = order.AsSpan(start, count).ToArray();
             var pooled = RunBatch(rows.Select(r => ids[r]).ToArray(), rows.Select(r => requests[r]).ToArray(), longest);
-            for (var i = 0; i < rows.Length; i++) outputs[rows[i]] = pooled[i];
+            for (var i = 0; i < rows.Length; i++) outputs[rows[i]] = CheckFinite(pooled[i], rows[i]);
             start += count;
         }
         return outputs;
+    }
+
+    /// <summary>
+    /// A NaN or infinity in an output is an error naming the prompt, never a silently wrong vector (a checkpoint with
+    /// NaN weights, a config with a negative norm eps, or a half-precision overflow). The scan costs far below 1% of a forward.
+    /// </summary>
+    private static PoolingOutput CheckFinite(PoolingOutput output, int prompt)
+    {
+        var data = output.Data;
+        for (var i = 0; i < data.Length; i++)
+        {
+            if (float.IsFinite(data[i])) continue;
+            throw new InvalidOperationException(
+                $"Prompt {prompt}: the model produced a non-finite value ({data[i]}) in its output. The weights or config.json " +
+                "may hold NaN / infinite values or an invalid setting (e.g. a negative layer_norm_eps), or half precision overflowed.");
+        }
+        return output;
     }
 
     private PoolingOutput[] RunBatch(int[][] ids, PoolingRequest[] requests, int t)

@@ -79,6 +79,15 @@ internal sealed class HfConfig
         }
     }
 
+    /// <summary>A normalization epsilon (<c>layer_norm_eps</c>, <c>rms_norm_eps</c>, …): a number ≥ 0, else an error naming the field.</summary>
+    public double GetEps(string name, double fallback)
+    {
+        var v = GetDouble(name, fallback);
+        if (!(v >= 0) || double.IsInfinity(v))
+            throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a non-negative number, found {v}.", FilePath);
+        return v;
+    }
+
     /// <summary>A string field, or <paramref name="fallback"/> when absent or null.</summary>
     public string? GetString(string name, string? fallback)
     {

@@ -30,7 +30,7 @@ internal sealed record BertConfig(
         var cfg = new BertConfig(
             c.GetPositiveInt("vocab_size", defaultVocab), c.GetPositiveInt("hidden_size", 768), c.GetPositiveInt("num_hidden_layers", 12),
             c.GetPositiveInt("num_attention_heads", 12), c.GetPositiveInt("intermediate_size", 3072), c.GetString("hidden_act", "gelu")!,
-            c.GetPositiveInt("max_position_embeddings", 512), c.GetPositiveInt("type_vocab_size", 2), c.GetDouble("layer_norm_eps", 1e-12),
+            c.GetPositiveInt("max_position_embeddings", 512), c.GetPositiveInt("type_vocab_size", 2), c.GetEps("layer_norm_eps", 1e-12),
             c.GetInt("pad_token_id", defaultPad), positions);
         if (cfg.HiddenSize % cfg.NumAttentionHeads != 0)
             throw new ModelLoadException($"'{c.FilePath}': hidden_size {cfg.HiddenSize} is not a multiple of num_attention_heads {cfg.NumAttentionHeads}.", c.FilePath);

@@ -51,7 +51,7 @@ internal static class LlamaLikeConfig
             HeadDim: headDim,
             HiddenAct: c.GetString("hidden_act", "silu")!,
             MaxPositions: c.GetPositiveInt("max_position_embeddings", d.MaxPositions),
-            NormEps: c.GetDouble("rms_norm_eps", d.RmsNormEps),
+            NormEps: c.GetEps("rms_norm_eps", d.RmsNormEps),
             InverseFrequencies: RopeConfig.InverseFrequencies(c, headDim, d.RopeTheta),
             NumLayers: layers,
             QkNorm: qkNorm, QkvBias: attentionBias || biases == LlamaLikeBiases.QkvOnly, OutputBias: attentionBias, MlpBias: mlpBias).Validate(c);

@@ -32,7 +32,7 @@ internal sealed class Lfm2Model(HfConfig config) : DecoderModel(ReadSpec(config)
             HeadDim: hidden / heads,
             HiddenAct: "silu",
             MaxPositions: c.GetPositiveInt("max_position_embeddings", 128000),
-            NormEps: c.GetDouble("norm_eps", 1e-5),
+            NormEps: c.GetEps("norm_eps", 1e-5),
             InverseFrequencies: RopeConfig.InverseFrequencies(c, hidden / heads, 1000000.0),
             NumLayers: numLayers,
             QkNorm: true).Validate(c);

@@ -44,7 +44,7 @@ internal sealed record ModernBertConfig(
 
         var cfg = new ModernBertConfig(
             c.GetPositiveInt("vocab_size", 50368), hidden, c.GetPositiveInt("intermediate_size", 1152), layers, heads,
-            c.GetString("hidden_activation", "gelu")!, c.GetPositiveInt("max_position_embeddings", 8192), c.GetDouble("norm_eps", 1e-5),
+            c.GetString("hidden_activation", "gelu")!, c.GetPositiveInt("max_position_embeddings", 8192), c.GetEps("norm_eps", 1e-5),
             c.GetBool("norm_bias", false), c.GetBool("attention_bias", false), c.GetBool("mlp_bias", false),
             c.GetPositiveInt("local_attention", 128), ReadLayerTypes(c, layers),
             RopeTheta(c, "full_attention", "global_rope_theta", 160_000.0), RopeTheta(c, "sliding_attention", "local_rope_theta", 10_000.0));

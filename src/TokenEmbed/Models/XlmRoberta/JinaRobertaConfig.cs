@@ -68,6 +68,6 @@ internal sealed record JinaRobertaConfig(
         if (pad < 0 || pad >= maxPos - 1) throw Bad("pad_token_id", $"{pad} leaves no positions below max_position_embeddings {maxPos}.");
 
         return new JinaRobertaConfig(vocab, hidden, c.GetPositiveInt("num_hidden_layers", 12), heads, c.GetPositiveInt("intermediate_size", 3072),
-            act, typeVocab, c.GetDouble("layer_norm_eps", 1e-12), pad, maxPos, theta, rotaryDim);
+            act, typeVocab, c.GetEps("layer_norm_eps", 1e-12), pad, maxPos, theta, rotaryDim);
     }
 }

@@ -1,3 +1,4 @@
+using TokenEmbed.Loading;
 using System.Text.Json;
 
 namespace TokenEmbed.Tokenization;
@@ -55,7 +56,10 @@ internal abstract class TokenModel
         int maxId = -1;
         foreach (var id in vocab.Values)
         {
-            if (id < 0) throw new ModelLoadException($"{Path.GetFileName(filePath)}: negative token id {id} in the vocabulary ({filePath})", filePath);
+            if (id < 0) throw JsonFile.Error(filePath, $"negative token id {id} in the vocabulary.");
+            // Ids index a table: one far above the vocabulary's size would allocate gigabytes for nothing.
+            if (id > HfConfig.MaxSize || id >= vocab.Count + (1L << 20))
+                throw JsonFile.Error(filePath, $"token id {id} in the vocabulary is implausible for {vocab.Count} tokens.");
             maxId = Math.Max(maxId, id);
         }
         var idToToken = new string?[maxId + 1];
