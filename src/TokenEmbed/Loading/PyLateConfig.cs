@@ -54,7 +54,7 @@ internal sealed class PyLateConfig
     /// </summary>
     public static PyLateConfig? Load(string folder)
     {
-        var path = Path.Combine(folder, FileName);
+        var path = FolderPaths.Inside(folder, FileName);
         if (!File.Exists(path)) return null;
         var c = HfConfig.Load(path);
         int? Length(string name) => c.Has(name) ? c.GetPositiveInt(name, 1) : null;

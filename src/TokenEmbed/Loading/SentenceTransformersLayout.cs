@@ -47,8 +47,8 @@ internal sealed class SentenceTransformersLayout
     /// <summary>Reads the layout, or returns null when the folder has no <c>modules.json</c> and no <c>sentence_bert_config.json</c>.</summary>
     public static SentenceTransformersLayout? Load(string folder)
     {
-        var modulesPath = Path.Combine(folder, "modules.json");
-        var stConfigPath = Path.Combine(folder, "sentence_bert_config.json");
+        var modulesPath = FolderPaths.Inside(folder, "modules.json");
+        var stConfigPath = FolderPaths.Inside(folder, "sentence_bert_config.json");
         int? maxSeq = null;
         if (File.Exists(stConfigPath))
         {
@@ -74,11 +74,11 @@ internal sealed class SentenceTransformersLayout
                 case "Transformer":
                     break;
                 case "Pooling":
-                    pooling = ReadPooling(Path.Combine(dir, "config.json"));
+                    pooling = ReadPooling(FolderPaths.Inside(folder, Path.Combine(rel, "config.json"), modulesPath));
                     poolingBeforeDense = dense.Count == 0;
                     break;
                 case "Dense":
-                    dense.Add(ReadDense(dir, rel));
+                    dense.Add(ReadDense(folder, dir, rel, modulesPath));
                     break;
                 case "Normalize":
                     break;   // TokenEmbed and Embed normalize by default (PoolingParams.Normalize), with or without it
@@ -97,12 +97,14 @@ internal sealed class SentenceTransformersLayout
     /// <summary>A module folder, which must lie inside the model folder (a path like <c>../x</c> is an error naming the field).</summary>
     private static string InsideFolder(string folder, string rel, string modulesPath, string field)
     {
-        var root = Path.GetFullPath(folder);
-        var dir = Path.GetFullPath(Path.Combine(root, rel));
-        var inside = dir == root || dir.StartsWith(root.EndsWith(Path.DirectorySeparatorChar) ? root : root + Path.DirectorySeparatorChar, StringComparison.Ordinal);
-        if (!inside || Path.IsPathRooted(rel))
-            throw JsonFile.Error(modulesPath, $"field '{field}' is '{rel}', which is not a folder inside the model folder.");
-        return dir;
+        try
+        {
+            return FolderPaths.Inside(folder, rel, modulesPath);
+        }
+        catch (ModelLoadException e)
+        {
+            throw JsonFile.Error(modulesPath, $"field '{field}' is '{rel}', which is not a folder inside the model folder: {e.Message}", inner: e);
+        }
     }
 
     private static PoolingMode ReadPooling(string path)
@@ -124,15 +126,15 @@ internal sealed class SentenceTransformersLayout
         return modes[0];
     }
 
-    private static DenseModuleSpec ReadDense(string dir, string rel)
+    private static DenseModuleSpec ReadDense(string folder, string dir, string rel, string modulesPath)
     {
-        var cfgPath = Path.Combine(dir, "config.json");
+        var cfgPath = FolderPaths.Inside(folder, Path.Combine(rel, "config.json"), modulesPath);
         if (!File.Exists(cfgPath)) throw new ModelLoadException($"'{cfgPath}' is missing: the Dense module needs its config.json.", cfgPath);
         var c = HfConfig.Load(cfgPath);
         int Int(string n) => c.Has(n) ? c.GetPositiveInt(n, 1) : throw JsonFile.Error(cfgPath, $"field '{n}' is missing.");
         var bias = c.GetBool("bias", true); // sentence-transformers default: bias=True
         var act = c.GetString("activation_function", null) ?? "torch.nn.modules.linear.Identity";
-        var weights = Path.Combine(dir, "model.safetensors");
+        var weights = FolderPaths.Inside(folder, Path.Combine(rel, "model.safetensors"), modulesPath);
         if (!File.Exists(weights))
         {
             var other = File.Exists(Path.Combine(dir, "pytorch_model.bin")) ? " (only pytorch_model.bin is present; convert it to safetensors)" : "";

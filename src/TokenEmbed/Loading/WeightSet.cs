@@ -51,8 +51,8 @@ internal sealed class WeightSet : IDisposable
         if (!Directory.Exists(full))
             throw new ModelLoadException($"Model folder '{full}' does not exist.", full);
 
-        var index = Path.Combine(full, IndexFileName);
-        var single = Path.Combine(full, SingleFileName);
+        var index = FolderPaths.Inside(full, IndexFileName);
+        var single = FolderPaths.Inside(full, SingleFileName);
         var set = new WeightSet();
         try
         {
@@ -190,6 +190,7 @@ internal sealed class WeightSet : IDisposable
             }
             if (Path.IsPathRooted(shard) || !full.StartsWith(folderPrefix, StringComparison.Ordinal))
                 throw Bad(indexPath, $"shard '{shard}' of tensor '{tensor}' lies outside the model folder.", tensor);
+            FolderPaths.Inside(folder, shard, indexPath);   // links included
             if (!File.Exists(full))
                 throw new ModelLoadException(
                     $"Shard '{shard}' named by checkpoint index '{indexPath}' (for tensor '{tensor}') not found at '{full}'.", full, tensor);

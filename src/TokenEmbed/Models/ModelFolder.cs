@@ -23,6 +23,6 @@ internal sealed record ModelFolder(string Path, HfConfig Config, SentenceTransfo
     {
         if (!Directory.Exists(folder))
             throw new ModelLoadException($"Model folder '{folder}' does not exist (downloading from a hub is not supported yet: pass a local folder).", folder);
-        return new ModelFolder(folder, HfConfig.Load(System.IO.Path.Combine(folder, "config.json")), SentenceTransformersLayout.Load(folder), PyLateConfig.Load(folder));
+        return new ModelFolder(folder, HfConfig.Load(FolderPaths.Inside(folder, "config.json")), SentenceTransformersLayout.Load(folder), PyLateConfig.Load(folder));
     }
 }

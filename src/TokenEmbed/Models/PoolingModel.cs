@@ -62,6 +62,13 @@ internal sealed record PoolingModel(PoolingArchitecture Architecture, IBackbone 
             pooler.To(device);
             return new PoolingModel(architecture, backbone, pooler, MaxLength(backbone, folder, options), device, TokenizerLoader.FromFolder(folder.Path), folder);
         }
+        catch (Exception e) when (e is System.Runtime.InteropServices.ExternalException or OutOfMemoryException or InsufficientMemoryException)
+        {
+            backbone?.Dispose();
+            pooler?.Dispose();
+            // libtorch failures (an allocation that failed, a native error) are load failures too, with the cause kept.
+            throw new ModelLoadException($"Loading the model in '{folder.Path}' failed in the native runtime: {e.Message}", folder.Path, null, e);
+        }
         catch
         {
             backbone?.Dispose();

@@ -40,8 +40,8 @@ internal sealed class TokenizerConfig
     /// </summary>
     public static TokenizerConfig? Load(string folder)
     {
-        string configPath = Path.Combine(folder, FileName);
-        string mapPath = Path.Combine(folder, SpecialTokensMapFileName);
+        string configPath = FolderPaths.Inside(folder, FileName);
+        string mapPath = FolderPaths.Inside(folder, SpecialTokensMapFileName);
         bool hasConfig = File.Exists(configPath), hasMap = File.Exists(mapPath);
         if (!hasConfig && !hasMap) return null;
 

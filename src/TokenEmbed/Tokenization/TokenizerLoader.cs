@@ -1,3 +1,4 @@
+using TokenEmbed.Loading;
 namespace TokenEmbed.Tokenization;
 
 /// <summary>Loads the tokenizer of a model folder.</summary>
@@ -27,10 +28,10 @@ internal static class TokenizerLoader
         ArgumentNullException.ThrowIfNull(folder);
         if (!Directory.Exists(folder)) return null;
 
-        string tokenizerJson = Path.Combine(folder, TokenizerJsonFileName);
+        string tokenizerJson = FolderPaths.Inside(folder, TokenizerJsonFileName);
         if (File.Exists(tokenizerJson)) return FromTokenizerJson(tokenizerJson, TokenizerConfig.Load(folder));
 
-        string vocabTxt = Path.Combine(folder, VocabTxtFileName);
+        string vocabTxt = FolderPaths.Inside(folder, VocabTxtFileName);
         if (File.Exists(vocabTxt)) return FromVocabTxt(vocabTxt, TokenizerConfig.Load(folder));
 
         foreach (string name in UnsupportedAloneFileNames)

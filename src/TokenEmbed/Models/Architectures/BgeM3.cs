@@ -44,7 +44,7 @@ internal sealed class BgeM3(string name) : PoolingArchitecture(name, BackboneFam
     private static string? ColBertLinearKey(ModelFolder folder, WeightSet weights)
     {
         var inCheckpoint = weights.Contains(ColBertLinearWeight) ? ColBertLinearWeight : null;
-        var file = folder.File(ColBertLinearFile);
+        var file = FolderPaths.Inside(folder.Path, ColBertLinearFile);
         if (!File.Exists(file)) return inCheckpoint;
         if (inCheckpoint != null)
             throw new ModelLoadException($"'{folder.Path}' has colbert_linear both in its checkpoint and in '{ColBertLinearFile}'.", file, inCheckpoint);
