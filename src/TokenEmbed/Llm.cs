@@ -26,7 +26,12 @@ public sealed class Llm : IDisposable
     /// <summary>Loads a model.</summary>
     /// <param name="model">A local model folder (config.json, safetensors weights, tokenizer files).</param>
     /// <param name="options">Device, dtype and batching options.</param>
-    /// <exception cref="ModelLoadException">The folder, a file, a weight or a config field is missing or invalid.</exception>
+    /// <exception cref="ModelLoadException">
+    /// The folder, a file, a weight or a config field is missing or invalid, whatever the component (config.json, modules.json,
+    /// tokenizer files, weights, a native allocation failure); the message names the file, field or tensor, and the cause is
+    /// kept as the inner exception.
+    /// </exception>
+    /// <exception cref="ArgumentOutOfRangeException">An <see cref="LlmOptions"/> value is out of range.</exception>
     public Llm(string model, LlmOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(model);
@@ -88,6 +93,7 @@ public sealed class Llm : IDisposable
     /// <param name="prompt">A text or token-id prompt.</param>
     /// <param name="poolingTask">Embed or TokenEmbed.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
     public IReadOnlyList<PoolingRequestOutput> Encode(Prompt prompt, PoolingTask poolingTask, PoolingParams? poolingParams = null)
     {
         ArgumentNullException.ThrowIfNull(prompt);
@@ -98,6 +104,7 @@ public sealed class Llm : IDisposable
     /// <param name="prompts">The texts.</param>
     /// <param name="poolingTask">Embed or TokenEmbed.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
     public IReadOnlyList<PoolingRequestOutput> Encode(IReadOnlyList<string> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null)
     {
         ArgumentNullException.ThrowIfNull(prompts);
@@ -110,7 +117,12 @@ public sealed class Llm : IDisposable
     /// <param name="poolingTask">Embed or TokenEmbed.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
     /// <exception cref="PromptTooLongException">A prompt is longer than <see cref="MaxModelLength"/> and no truncation was asked for.</exception>
-    /// <exception cref="InvalidOperationException">A text prompt was given to a model folder without tokenizer files.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token id outside the vocabulary, or a <see cref="PoolingParams"/> value out of range (the message names the prompt index).</exception>
+    /// <exception cref="ArgumentException">A prompt is null or has no tokens.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// A text prompt was given to a model folder without tokenizer files, or the model produced NaN or infinity for a prompt.
+    /// </exception>
+    /// <exception cref="ObjectDisposedException">The instance was disposed.</exception>
     public IReadOnlyList<PoolingRequestOutput> Encode(IReadOnlyList<Prompt> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null)
     {
         ArgumentNullException.ThrowIfNull(prompts);
@@ -130,6 +142,7 @@ public sealed class Llm : IDisposable
     /// <param name="text1">The query.</param>
     /// <param name="text2">The document.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
     public IReadOnlyList<ScoringRequestOutput> Score(string text1, string text2, PoolingParams? poolingParams = null)
     {
         ArgumentNullException.ThrowIfNull(text1);
@@ -141,6 +154,7 @@ public sealed class Llm : IDisposable
     /// <param name="text1">The query.</param>
     /// <param name="text2">The documents.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
     public IReadOnlyList<ScoringRequestOutput> Score(string text1, IReadOnlyList<string> text2, PoolingParams? poolingParams = null)
     {
         ArgumentNullException.ThrowIfNull(text1);
@@ -152,6 +166,7 @@ public sealed class Llm : IDisposable
     /// <param name="text1">The queries.</param>
     /// <param name="text2">The documents.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
     public IReadOnlyList<ScoringRequestOutput> Score(IReadOnlyList<string> text1, IReadOnlyList<string> text2, PoolingParams? poolingParams = null)
     {
         ArgumentNullException.ThrowIfNull(text1);
@@ -165,6 +180,7 @@ public sealed class Llm : IDisposable
     /// <param name="query">The query.</param>
     /// <param name="document">The document.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
     public IReadOnlyList<ScoringRequestOutput> Score(Prompt query, Prompt document, PoolingParams? poolingParams = null)
     {
         ArgumentNullException.ThrowIfNull(query);
@@ -176,6 +192,7 @@ public sealed class Llm : IDisposable
     /// <param name="query">The query.</param>
     /// <param name="documents">The documents.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
     public IReadOnlyList<ScoringRequestOutput> Score(Prompt query, IReadOnlyList<Prompt> documents, PoolingParams? poolingParams = null)
     {
         ArgumentNullException.ThrowIfNull(query);
@@ -187,6 +204,7 @@ public sealed class Llm : IDisposable
     /// <param name="queries">The queries.</param>
     /// <param name="documents">The documents.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
     public IReadOnlyList<ScoringRequestOutput> Score(IReadOnlyList<Prompt> queries, IReadOnlyList<Prompt> documents, PoolingParams? poolingParams = null)
     {
         ArgumentNullException.ThrowIfNull(queries);
