@@ -133,7 +133,7 @@ public sealed class Llm : IDisposable
             var ids = _inputs.Process(prompts, poolingParams);
             var outs = _engine.Run(ids, request);
             var result = new PoolingRequestOutput[prompts.Count];
-            for (var i = 0; i < result.Length; i++) result[i] = new PoolingRequestOutput(prompts[i].Text, ids[i], outs[i]);
+            for (var i = 0; i < result.Length; i++) result[i] = new PoolingRequestOutput(prompts[i].Text, ids[i].Ids, outs[i]);
             return result;
         }
     }

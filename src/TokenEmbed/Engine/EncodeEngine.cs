@@ -25,11 +25,12 @@ internal sealed class EncodeEngine
     }
 
     /// <summary>Runs the model on tokenized prompts, all pooled with <paramref name="request"/>.</summary>
-    public PoolingOutput[] Run(int[][] ids, PoolingRequest request) => Run(ids, Enumerable.Repeat(request, ids.Length).ToArray());
+    public PoolingOutput[] Run(TokenizedPrompt[] prompts, PoolingRequest request) => Run(prompts, Enumerable.Repeat(request, prompts.Length).ToArray());
 
     /// <summary>Runs the model on tokenized prompts; prompt i is pooled with <paramref name="requests"/>[i].</summary>
-    public PoolingOutput[] Run(int[][] ids, PoolingRequest[] requests)
+    public PoolingOutput[] Run(TokenizedPrompt[] prompts, PoolingRequest[] requests)
     {
+        var ids = prompts.Select(p => p.Ids).ToArray();
         var order = Enumerable.Range(0, ids.Length).OrderByDescending(i => ids[i].Length).ToArray();
         var outputs = new PoolingOutput[ids.Length];
         var start = 0;
@@ -39,11 +40,28 @@ internal sealed class EncodeEngine
             var count = 1;
             while (start + count < order.Length && count < _maxBatchSize && (count + 1L) * longest <= _maxBatchTokens) count++;
             var rows = order.AsSpan(start, count).ToArray();
-            var pooled = RunBatch(rows.Select(r => ids[r]).ToArray(), rows.Select(r => requests[r]).ToArray(), longest);
+            var pooled = RunBatch(rows.Select(r => prompts[r]).ToArray(), rows.Select(r => requests[r]).ToArray(), longest);
             for (var i = 0; i < rows.Length; i++) outputs[rows[i]] = CheckFinite(pooled[i], rows[i]);
             start += count;
         }
         return outputs;
+    }
+
+    /// <summary>The batch's images in row order (and within a row, prompt order), as the vision tower takes them; null without images.</summary>
+    private static Models.Qwen3Vl.VisionInput? Pixels(TokenizedPrompt[] prompts, Device device)
+    {
+        var images = prompts.SelectMany(p => p.Images).ToArray();
+        if (images.Length == 0) return null;
+        var rowLength = images[0].PixelValues.Length / (images[0].GridT * images[0].GridH * images[0].GridW);
+        var all = new float[images.Sum(i => (long)i.PixelValues.Length)];
+        long offset = 0;
+        foreach (var image in images)
+        {
+            image.PixelValues.CopyTo(all, offset);
+            offset += image.PixelValues.Length;
+        }
+        var pixels = tensor(all, [all.Length / rowLength, rowLength]).to(device);
+        return new Models.Qwen3Vl.VisionInput(pixels, images.Select(i => (i.GridT, i.GridH, i.GridW)).ToArray());
     }
 
     /// <summary>
@@ -63,8 +81,9 @@ internal sealed class EncodeEngine
         return output;
     }
 
-    private PoolingOutput[] RunBatch(int[][] ids, PoolingRequest[] requests, int t)
+    private PoolingOutput[] RunBatch(TokenizedPrompt[] prompts, PoolingRequest[] requests, int t)
     {
+        var ids = prompts.Select(p => p.Ids).ToArray();
         var b = ids.Length;
         var idData = new long[b * t];
         var maskData = new long[b * t];
@@ -85,7 +104,7 @@ internal sealed class EncodeEngine
         var device = _model.Device;
         var inputIds = tensor(idData, [b, t]).to(device);
         var mask = tensor(maskData, [b, t]).to(device);
-        var hidden = _model.Backbone.Forward(new ModelInput(inputIds, mask)).to(ScalarType.Float32);
+        var hidden = _model.Backbone.Forward(new ModelInput(inputIds, mask, Pixels: Pixels(prompts, device))).to(ScalarType.Float32);
         return _model.Pooler.Pool(hidden, mask, ids, requests);
     }
 }

@@ -157,6 +157,16 @@ internal sealed class HfConfig
         throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a list of integers, found {n.ToJsonString()}.", FilePath);
     }
 
+    /// <summary>A list-of-numbers field, or null when absent or null.</summary>
+    public IReadOnlyList<double>? GetDoubleList(string name)
+    {
+        var n = _root[name];
+        if (n is null) return null;
+        if (n is JsonArray a && a.All(e => e is JsonValue ev && ev.TryGetValue<double>(out _)))
+            return a.Select(e => e!.GetValue<double>()).ToArray();
+        throw new ModelLoadException($"'{FilePath}': field '{_fieldPrefix}{name}' must be a list of numbers, found {n.ToJsonString()}.", FilePath);
+    }
+
     /// <summary>
     /// A nested object field as a config whose errors name the full field path (e.g. <c>rope_parameters.full_attention.rope_theta</c>),
     /// or null when absent or null.

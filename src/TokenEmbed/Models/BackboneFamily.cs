@@ -6,6 +6,7 @@ using TokenEmbed.Models.Llama;
 using TokenEmbed.Models.ModernBert;
 using TokenEmbed.Models.Qwen2;
 using TokenEmbed.Models.Qwen3;
+using TokenEmbed.Models.Qwen3Vl;
 using TokenEmbed.Models.XlmRoberta;
 
 namespace TokenEmbed.Models;
@@ -44,9 +45,16 @@ internal sealed record BackboneFamily(string Name, Func<HfConfig, IBackbone> Cre
     public static readonly BackboneFamily Llama = Decoder("llama", c => new LlamaModel(c));
     public static readonly BackboneFamily Lfm2 = Decoder("lfm2", c => new Lfm2Model(c));
 
+    /// <summary>
+    /// Qwen3-VL (vision tower + Qwen3 text decoder): <c>visual.*</c> and <c>language_model.*</c>, unprefixed (Qwen3VLModel,
+    /// OpsColQwen3), under <c>model.</c> (Qwen3VLForConditionalGeneration, Nemotron) or <c>vlm.model.</c> (Tomoro ColQwen3).
+    /// </summary>
+    public static readonly BackboneFamily Qwen3Vl = new("qwen3_vl", c => new Qwen3VlModel(Qwen3VlConfig.From(c)), ["", "model.", "vlm.model."],
+        "language_model.embed_tokens.weight", Qwen3VlModel.IsIgnorable, IsDecoder: true);
+
     /// <summary>The families config.json's <c>model_type</c> names.</summary>
     public static readonly IReadOnlyDictionary<string, BackboneFamily> ByModelType =
-        new[] { Bert, Roberta, XlmRoberta, ModernBert, Qwen3, Qwen2, Llama, Lfm2 }.ToDictionary(f => f.Name, StringComparer.Ordinal);
+        new[] { Bert, Roberta, XlmRoberta, ModernBert, Qwen3, Qwen2, Llama, Lfm2, Qwen3Vl }.ToDictionary(f => f.Name, StringComparer.Ordinal);
 
     /// <summary>
     /// The family that really implements <paramref name="config"/>: an <c>xlm-roberta</c> config with

@@ -35,3 +35,17 @@ internal interface IBackbone : IDisposable
     /// <summary>Last hidden states [B, T, H] for a right-padded batch (ids and mask [B, T], optional positions and input embeddings).</summary>
     Tensor Forward(ModelInput input);
 }
+
+/// <summary>A backbone with a vision tower: the token ids its prompts use for images, and its patch geometry.</summary>
+internal interface IVisionBackbone : IBackbone
+{
+    /// <summary>The image-pad token (<c>&lt;|image_pad|&gt;</c>), one per merged patch.</summary>
+    int ImageTokenId { get; }
+
+    /// <summary>The tokens around an image's pads (<c>&lt;|vision_start|&gt;</c>, <c>&lt;|vision_end|&gt;</c>).</summary>
+    (int Start, int End) VisionDelimiterIds { get; }
+
+    /// <summary>(patch size, temporal patch size, spatial merge size), which the image processor must use.</summary>
+    (int Patch, int Temporal, int Merge) PatchGeometry { get; }
+}
+

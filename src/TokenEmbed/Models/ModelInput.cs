@@ -14,8 +14,16 @@ namespace TokenEmbed.Models;
 /// model's own default (<c>arange(T)</c>, or RoPE-free models' padding-aware ids).
 /// </param>
 /// <param name="InputsEmbeds">Input embeddings [B, T, H] in the model's dtype, used in place of the token-embedding lookup; null = look the ids up.</param>
-internal sealed record ModelInput(Tensor InputIds, Tensor AttentionMask, Tensor? PositionIds = null, Tensor? InputsEmbeds = null)
+/// <param name="Pixels">The batch's images (pixel rows and grids), for models with a vision tower; null for text.</param>
+internal sealed record ModelInput(Tensor InputIds, Tensor AttentionMask, Tensor? PositionIds = null, Tensor? InputsEmbeds = null,
+    Qwen3Vl.VisionInput? Pixels = null)
 {
+    /// <summary>
+    /// Visual features to add to the hidden states after the first decoder layers (Qwen3-VL's DeepStack): flat indices into
+    /// the [B·T] positions and one [n, H] tensor per layer; null when there is none.
+    /// </summary>
+    public DeepStackInput? DeepStack { get; init; }
+
     /// <summary>The batch size.</summary>
     public long BatchSize => InputIds.shape[0];
 
@@ -37,3 +45,6 @@ internal sealed record ModelInput(Tensor InputIds, Tensor AttentionMask, Tensor?
         return arange(Length, ScalarType.Int64, InputIds.device).unsqueeze(0);
     }
 }
+
+/// <summary>DeepStack features: <see cref="Features"/>[l] is added at <see cref="Positions"/> (flat [B·T] indices) after decoder layer l.</summary>
+internal sealed record DeepStackInput(Tensor Positions, IReadOnlyList<Tensor> Features);

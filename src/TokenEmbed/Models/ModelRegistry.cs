@@ -26,6 +26,9 @@ internal static class ModelRegistry
         new SentenceTransformerModel("Qwen2Model", BackboneFamily.Qwen2),
         new SentenceTransformerModel("LlamaModel", BackboneFamily.Llama),
         new SentenceTransformerModel("Lfm2Model", BackboneFamily.Lfm2),
+        // Qwen3-VL as a pooling model (vLLM's --convert embed of a VLM): every token's last hidden state, image tokens included.
+        new SentenceTransformerModel("Qwen3VLModel", BackboneFamily.Qwen3Vl),
+        new SentenceTransformerModel("Qwen3VLForConditionalGeneration", BackboneFamily.Qwen3Vl, "lm_head."),
         new HfColBert("HF_ColBERT"),
         new HfColBert("ColBERTJinaRobertaModel", BackboneFamily.JinaRoberta),
         new DenseColBert("ColBERTModernBertModel", BackboneFamily.ModernBert),

@@ -1,3 +1,4 @@
+using TokenEmbed.Images;
 using TokenEmbed.Loading;
 using TokenEmbed.Models.Architectures;
 using TokenEmbed.Models.Layers;
@@ -19,8 +20,9 @@ namespace TokenEmbed.Models;
 /// <param name="Device">The device the backbone runs on.</param>
 /// <param name="Tokenizer">The folder's tokenizer, or null when it has none.</param>
 /// <param name="Folder">The folder's configuration files (PyLate settings among them).</param>
+/// <param name="Images">The image processor of a model with a vision tower (<c>preprocessor_config.json</c>), else null.</param>
 internal sealed record PoolingModel(PoolingArchitecture Architecture, IBackbone Backbone, Pooler Pooler, int MaxModelLength, Device Device,
-    TextTokenizer? Tokenizer, ModelFolder Folder) : IDisposable
+    TextTokenizer? Tokenizer, ModelFolder Folder, Qwen2VlImageProcessor? Images = null) : IDisposable
 {
     /// <summary>The number of token ids the embedding table holds.</summary>
     public int VocabSize => Backbone.VocabSize;
@@ -60,7 +62,10 @@ internal sealed record PoolingModel(PoolingArchitecture Architecture, IBackbone 
             RejectUnexpected(weights, consumed, prefix, family, architecture, folder.Path);
             backbone.To(device, dtype);
             pooler.To(device);
-            return new PoolingModel(architecture, backbone, pooler, MaxLength(backbone, folder, options), device, TokenizerLoader.FromFolder(folder.Path), folder);
+            var images = backbone is IVisionBackbone v
+                ? Qwen2VlImageProcessor.Load(folder.Path, v.PatchGeometry.Patch, v.PatchGeometry.Temporal, v.PatchGeometry.Merge)
+                : null;
+            return new PoolingModel(architecture, backbone, pooler, MaxLength(backbone, folder, options), device, TokenizerLoader.FromFolder(folder.Path), folder, images);
         }
         catch (Exception e) when (e is System.Runtime.InteropServices.ExternalException or OutOfMemoryException or InsufficientMemoryException)
         {

@@ -210,9 +210,9 @@ internal class DecoderModel : nn.Module<ModelInput, Tensor>, IBackbone
         var (cos, sin) = RotaryTables(input, h.dtype);
         var hasPadding = attentionMask.min().item<long>() == 0;
         var batch = new DecoderBatch(attentionMask, causal, cos, sin, hasPadding);
-        foreach (var layer in _layers)
+        for (var i = 0; i < _layers.Count; i++)
         {
-            var next = layer.forward(h, batch);
+            var next = AfterLayer(i, _layers[i].forward(h, batch), input);
             h.Dispose();
             h = next;
         }
@@ -228,6 +228,15 @@ internal class DecoderModel : nn.Module<ModelInput, Tensor>, IBackbone
         using var positions = input.PositionsOrArange();
         return _rotary.Tables(positions, dtype);
     }
+
+    /// <summary>The token-embedding table (<c>embed_tokens</c>).</summary>
+    protected EmbeddingTable EmbedTokensTable => _embedTokens;
+
+    /// <summary>The rotary tables of the stack (for families that build other positions over the same frequencies).</summary>
+    protected Rotary Rope => _rotary;
+
+    /// <summary>A family's step after layer <paramref name="index"/> (Qwen3-VL adds its DeepStack features); the default passes <paramref name="h"/> on.</summary>
+    protected virtual Tensor AfterLayer(int index, Tensor h, ModelInput input) => h;
 
     protected override void Dispose(bool disposing)
     {

@@ -33,6 +33,9 @@ internal static class Nn
     public static Conv1d Conv1d(long inChannels, long outChannels, long kernel, long padding, long groups, bool bias) =>
         nn.Conv1d(inChannels, outChannels, kernel, padding: padding, groups: groups, bias: bias, device: t_device);
 
+    /// <summary>An uninitialised parameter (weights that are always loaded from the checkpoint).</summary>
+    public static Parameter Empty(long[] shape) => new(empty(shape, device: t_device), requires_grad: false);
+
     /// <summary>A parameter of ones (norm weights).</summary>
     public static Parameter Ones(long size) => new(ones(size, device: t_device));
 

@@ -76,6 +76,26 @@ internal sealed class Rotary : IDisposable
         return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
     }
 
+    /// <summary>
+    /// Interleaved multimodal RoPE (Qwen3-VL's <c>Qwen3VLTextRotaryEmbedding</c>): positions [3, B, T] (T, H, W axes); frequency
+    /// j takes the H positions when <c>j % 3 == 1</c> and <c>j &lt; 3·section[1]</c>, the W positions when <c>j % 3 == 2</c>
+    /// and <c>j &lt; 3·section[2]</c>, else the T positions. Equal rows give exactly <see cref="Tables"/>.
+    /// </summary>
+    public (Tensor Cos, Tensor Sin) InterleavedMultimodalTables(Tensor positions, IReadOnlyList<int> section, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var inv = _invFreq.to(positions.device);
+        var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * inv;          // [3, B, T, d/2]
+        var half = (int)inv.shape[0];
+        var axis = new long[half];
+        for (var j = 0; j < half; j++)
+            axis[j] = j % 3 == 1 && j < 3 * section[1] ? 1 : j % 3 == 2 && j < 3 * section[2] ? 2 : 0;
+        var pick = tensor(axis, device: positions.device).view(1, 1, 1, half).expand(1, freqs.shape[1], freqs.shape[2], half);
+        var selected = freqs.gather(0, pick).squeeze(0);                            // [B, T, d/2]
+        var emb = cat([selected, selected], -1);
+        return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
+    }
+
     /// <summary>Applies the rotation to <paramref name="x"/> [B, heads, T, d] with tables [B or 1, T, d].</summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
