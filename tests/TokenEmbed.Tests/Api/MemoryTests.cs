@@ -45,4 +45,20 @@ public sealed class MemoryTests
         llm.Dispose();
         Assert.That(Live, Is.EqualTo(before));
     }
+
+    [Test]
+    public void RepeatedImageEncodesLeaveNoLiveTensors()
+    {
+        using var llm = new Llm(Folder("qwen3_vl"), new LlmOptions { Device = "cpu" });
+        var image = ImageInput.FromFile(Path.Combine(Folder("qwen3_vl"), "image2.png"));
+        Prompt[] prompts = [Prompt.FromTokenIds([5, 500, 502, 501, 9], [image]), Prompt.FromTokenIds([7, 8, 9])];
+        llm.Encode(prompts, PoolingTask.TokenEmbed);
+        var before = Live;
+        for (var i = 0; i < 5; i++)
+        {
+            llm.Encode(prompts, PoolingTask.TokenEmbed);
+            llm.Score(prompts[1], [prompts[0]]);
+        }
+        Assert.That(Live, Is.EqualTo(before), "live tensors after 5 image encodes and scores");
+    }
 }
