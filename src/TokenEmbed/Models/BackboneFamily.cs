@@ -54,7 +54,8 @@ internal sealed record BackboneFamily(string Name, Func<HfConfig, IBackbone> Cre
 
     /// <summary>The families config.json's <c>model_type</c> names.</summary>
     public static readonly IReadOnlyDictionary<string, BackboneFamily> ByModelType =
-        new[] { Bert, Roberta, XlmRoberta, ModernBert, Qwen3, Qwen2, Llama, Lfm2, Qwen3Vl }.ToDictionary(f => f.Name, StringComparer.Ordinal);
+        new[] { Bert, Roberta, XlmRoberta, ModernBert, Qwen3, Qwen2, Llama, Lfm2, Qwen3Vl }.ToDictionary(f => f.Name, StringComparer.Ordinal)
+            .Append(new KeyValuePair<string, BackboneFamily>("ops_colqwen3", Qwen3Vl)).ToDictionary(StringComparer.Ordinal);
 
     /// <summary>
     /// The family that really implements <paramref name="config"/>: an <c>xlm-roberta</c> config with

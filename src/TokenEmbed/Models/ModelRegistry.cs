@@ -34,6 +34,8 @@ internal static class ModelRegistry
         new DenseColBert("ColBERTModernBertModel", BackboneFamily.ModernBert),
         new DenseColBert("ColBERTLfm2Model", BackboneFamily.Lfm2),
         new BgeM3("BgeM3EmbeddingModel"),
+        new ColQwen3("ColQwen3", "vlm.lm_head.", "lm_head."),
+        new ColQwen3("OpsColQwen3Model"),
     ];
 
     private static readonly ConcurrentDictionary<string, PoolingArchitecture> Entries = new(WithCausalLmConversions(Table), StringComparer.Ordinal);

@@ -79,17 +79,36 @@ internal sealed class ProjectionHead : IDisposable
     /// A single linear projection <c>weightKey</c> [dim, hidden] with an optional bias (the key with <c>weight</c> →
     /// <c>bias</c>), such as BGE-M3's <c>colbert_linear</c>.
     /// </summary>
-    public static ProjectionHead LinearWithOptionalBias(WeightSet weights, string weightKey, int hidden, ISet<string> consumed)
+    /// <param name="weights">The checkpoint.</param>
+    /// <param name="weightKey">The weight's name.</param>
+    /// <param name="hidden">The input size.</param>
+    /// <param name="consumed">Weights read so far.</param>
+    /// <param name="keep">When set, only the first <paramref name="keep"/> outputs are kept (a head wider than the model's
+    /// configured dim, sliced as OpsColQwen3 does); a head narrower than that is an error.</param>
+    public static ProjectionHead LinearWithOptionalBias(WeightSet weights, string weightKey, int hidden, ISet<string> consumed, int? keep = null)
     {
         var info = weights.Get(weightKey);
         if (info.Shape.Length != 2 || info.Shape[1] != hidden || info.Shape[0] <= 0)
             throw new ModelLoadException(
                 $"Weight '{weightKey}' in '{info.FilePath}' has shape [{string.Join(", ", info.Shape)}]; the projection must be [dim, {hidden}].",
                 info.FilePath, weightKey);
+        if (keep is { } k && (k <= 0 || k > info.Shape[0]))
+            throw new ModelLoadException(
+                $"Weight '{weightKey}' in '{info.FilePath}' has {info.Shape[0]} outputs, but the config asks for {k}.", info.FilePath, weightKey);
         var biasKey = BiasKeyOf(weightKey);
         var b = weights.Contains(biasKey) ? WeightLoader.ReadFloat32(weights, biasKey, [info.Shape[0]], consumed) : null;
         var w = WeightLoader.ReadFloat32(weights, weightKey, info.Shape, consumed);
+        if (keep is { } n && n < info.Shape[0])
+        {
+            // Linear then [..., :n] equals a linear with the first n rows.
+            (w, b) = (Narrow(w, n), b is null ? null : Narrow(b, n));
+        }
         return new ProjectionHead([new DenseLayer(w, b, "identity")]);
+    }
+
+    private static Tensor Narrow(Tensor t, int n)
+    {
+        using (t) return t.narrow(0, 0, n).contiguous();
     }
 
     private static string BiasKeyOf(string weightKey) => weightKey[..^"weight".Length] + "bias";
