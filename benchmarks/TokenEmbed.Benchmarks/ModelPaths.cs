@@ -3,6 +3,20 @@ namespace TokenEmbed.Benchmarks;
 /// <summary>Finds the all-MiniLM-L6-v2 folder: TOKENEMBED_MODELS, else ../shared/models beside the repository.</summary>
 internal static class ModelPaths
 {
+    /// <summary>The repository root (the folder holding TokenEmbed.sln).</summary>
+    public static string RepositoryRoot
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "TokenEmbed.sln"))) return dir.FullName;
+            throw new DirectoryNotFoundException("TokenEmbed.sln not found above the benchmark.");
+        }
+    }
+
+    /// <summary>The tiny Qwen3-VL golden model vendored with the tests (random weights, the real architecture).</summary>
+    public static string Qwen3VlGolden => Path.Combine(RepositoryRoot, "tests", "TokenEmbed.Tests", "Fixtures", "goldens", "qwen3_vl");
+
     public static string MiniLm
     {
         get

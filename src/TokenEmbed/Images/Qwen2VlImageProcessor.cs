@@ -1,3 +1,4 @@
+using TokenEmbed.Models.Layers;
 using TokenEmbed.Loading;
 using static TorchSharp.torch;
 
@@ -163,8 +164,8 @@ internal sealed class Qwen2VlImageProcessor
         // rounded and saturated to 0..255, then the vertical pass. Doing the two passes the same way (each antialiased
         // bicubic, a = −0.5) reproduces it where bicubic overshoots at sharp edges.
         var img = tensor(chw, [1, 3, H, W]);
-        if (w != W) img = nn.functional.interpolate(img, [H, w], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true).round().clamp(0, 255);
-        if (h != H) img = nn.functional.interpolate(img, [h, w], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true).round().clamp(0, 255);
+        if (w != W) img = nn.functional.interpolate(img, [H, w], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true).round().clamp(Ops.D(0), Ops.D(255));
+        if (h != H) img = nn.functional.interpolate(img, [h, w], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true).round().clamp(Ops.D(0), Ops.D(255));
         return img.contiguous().data<float>().ToArray();
     }
 }

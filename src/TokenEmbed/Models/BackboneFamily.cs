@@ -52,10 +52,26 @@ internal sealed record BackboneFamily(string Name, Func<HfConfig, IBackbone> Cre
     public static readonly BackboneFamily Qwen3Vl = new("qwen3_vl", c => new Qwen3VlModel(Qwen3VlConfig.From(c)), ["", "model.", "vlm.model."],
         "language_model.embed_tokens.weight", Qwen3VlModel.IsIgnorable, IsDecoder: true);
 
+    /// <summary>
+    /// NVIDIA's Nemotron colembed (<c>Qwen3VLNemotronEmbedModel</c>, model_type <c>qwen3_vl_nemotron_embed</c>): Qwen3-VL whose text
+    /// layers run bidirectionally and whose output is the last layer's, before the final norm — what NVIDIA's published
+    /// modeling code does (<c>self_attn.is_causal = False</c>; "skip self.norm()").
+    /// </summary>
+    public static readonly BackboneFamily Qwen3VlNemotron = Qwen3Vl with
+    {
+        Name = "qwen3_vl_nemotron_embed",
+        Create = c =>
+        {
+            var config = Qwen3VlConfig.From(c);
+            return new Qwen3VlModel(config with { Text = config.Text with { Bidirectional = true, SkipFinalNorm = true } });
+        },
+    };
+
     /// <summary>The families config.json's <c>model_type</c> names.</summary>
     public static readonly IReadOnlyDictionary<string, BackboneFamily> ByModelType =
         new[] { Bert, Roberta, XlmRoberta, ModernBert, Qwen3, Qwen2, Llama, Lfm2, Qwen3Vl }.ToDictionary(f => f.Name, StringComparer.Ordinal)
-            .Append(new KeyValuePair<string, BackboneFamily>("ops_colqwen3", Qwen3Vl)).ToDictionary(StringComparer.Ordinal);
+            .Append(new KeyValuePair<string, BackboneFamily>("ops_colqwen3", Qwen3Vl))
+            .Append(new KeyValuePair<string, BackboneFamily>(Qwen3VlNemotron.Name, Qwen3VlNemotron)).ToDictionary(StringComparer.Ordinal);
 
     /// <summary>
     /// The family that really implements <paramref name="config"/>: an <c>xlm-roberta</c> config with

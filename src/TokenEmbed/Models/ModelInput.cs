@@ -42,7 +42,7 @@ internal sealed record ModelInput(Tensor InputIds, Tensor AttentionMask, Tensor?
                 throw new ArgumentException($"This model takes position ids of shape [B, T] = [{BatchSize}, {Length}]; got [{string.Join(", ", p.shape)}].");
             return p.alias();
         }
-        return arange(Length, ScalarType.Int64, InputIds.device).unsqueeze(0);
+        return arange(Layers.Ops.L(0), Layers.Ops.L(Length), Layers.Ops.L(1), ScalarType.Int64, InputIds.device).unsqueeze(0);
     }
 }
 

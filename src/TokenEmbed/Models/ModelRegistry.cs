@@ -36,6 +36,7 @@ internal static class ModelRegistry
         new BgeM3("BgeM3EmbeddingModel"),
         new ColQwen3("ColQwen3", "vlm.lm_head.", "lm_head."),
         new ColQwen3("OpsColQwen3Model"),
+        new NemotronColEmbed("Qwen3VLNemotronEmbedModel"),
     ];
 
     private static readonly ConcurrentDictionary<string, PoolingArchitecture> Entries = new(WithCausalLmConversions(Table), StringComparer.Ordinal);

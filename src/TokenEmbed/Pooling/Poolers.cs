@@ -1,3 +1,4 @@
+using TokenEmbed.Models.Layers;
 using TokenEmbed.Loading;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -17,7 +18,7 @@ internal static class Poolers
             case PoolingMode.LastToken:
             {
                 using var lengths = mask.sum(1, type: ScalarType.Int64);
-                using var last = (lengths - 1).clamp_min(0).view(-1, 1, 1).expand(-1, 1, tokens.shape[2]);
+                using var last = lengths.sub(Ops.L(1)).clamp_min(Ops.L(0)).view(-1, 1, 1).expand(-1, 1, tokens.shape[2]);
                 using var g = tokens.gather(1, last);
                 return g.squeeze(1);
             }
@@ -27,14 +28,14 @@ internal static class Poolers
                 using var m = mask.to(tokens.dtype).unsqueeze(-1);
                 using var prod = tokens * m;
                 using var sum = prod.sum(1);
-                using var count = m.sum(1).clamp_min(1e-9);
+                using var count = m.sum(1).clamp_min(Ops.D(1e-9));
                 using var denom = mode == PoolingMode.Mean ? count.alias() : count.sqrt();
                 return sum / denom;
             }
             case PoolingMode.Max:
             {
-                using var pad = mask.unsqueeze(-1).eq(0);
-                using var filled = tokens.masked_fill(pad, -1e9);
+                using var pad = mask.unsqueeze(-1).eq(Ops.L(0));
+                using var filled = tokens.masked_fill(pad, Ops.D(-1e9));
                 return filled.amax(1);
             }
             default:

@@ -96,3 +96,52 @@ public sealed class ColQwen3Tests
             Is.EqualTo(new[] { Hidden }), "Embed pools the last token");
     }
 }
+
+/// <summary>
+/// Nemotron colembed (Qwen3VLNemotronEmbedModel) as NVIDIA's modeling code runs it: bidirectional text layers, the hidden
+/// state before the final norm, normalized, no projection. No transformers golden covers it, so the expectation is the
+/// plain-C# reference decoder, first checked against the Qwen3-VL text golden (causal, with the norm).
+/// </summary>
+[NonParallelizable]
+public sealed class NemotronColEmbedTests
+{
+    private const int Hidden = 64;
+    private static string Golden => Qwen3VlTests.Folder;
+    private static ReferenceDecoder.Shape Shape(bool causal, bool norm) =>
+        new(Hidden, 4, 2, 32, 3, 1e-6, 5000000.0, QkNorm: true, Causal: causal, FinalNorm: norm, Prefix: "language_model.");
+
+    [Test]
+    public void BidirectionalPreNormTokenVectorsMatchTheReference()
+    {
+        var weights = Checkpoints.ReadAll(Golden);
+        using var text = Qwen3VlTests.Read("golden.safetensors");
+        var ids = text.Row(1);
+        var selfCheck = Reference.MaxAbsDiff(ReferenceDecoder.Forward(weights, ids, Shape(causal: true, norm: true)), text.Expected(1));
+        TestContext.Out.WriteLine($"reference decoder vs the qwen3_vl text golden: max |diff| = {selfCheck:E2}");
+        Assert.That(selfCheck, Is.LessThanOrEqualTo(1e-4f));
+
+        using var f = new TempFolder().CopyFrom(Golden, "preprocessor_config.json");
+        var tensors = weights.ToDictionary(kv => "model." + kv.Key, kv => kv.Value);
+        tensors["lm_head.weight"] = ([512, Hidden], new float[512 * Hidden]);
+        SafeTensorsWriter.WriteF32(f.File("model.safetensors"), tensors);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(Golden, "config.json")))!.AsObject();
+        config["architectures"] = new JsonArray("Qwen3VLNemotronEmbedModel");
+        config["model_type"] = "qwen3_vl_nemotron_embed";
+        config["pooling"] = "colbert";
+        File.WriteAllText(f.File("config.json"), config.ToJsonString());
+
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        Assert.That((llm.Dimension, llm.IsLateInteraction), Is.EqualTo((Hidden, true)));
+        var o = llm.Encode(Prompt.FromTokenIds(ids), PoolingTask.TokenEmbed)[0].Outputs.Data;
+        var expected = Reference.Normalize(ReferenceDecoder.Forward(weights, ids, Shape(causal: false, norm: false)), Hidden);
+        var max = Reference.MaxAbsDiff(o, expected);
+        var causal = Reference.MaxAbsDiff(o, Reference.Normalize(ReferenceDecoder.Forward(weights, ids, Shape(causal: true, norm: true)), Hidden));
+        TestContext.Out.WriteLine($"Nemotron colembed vs bidirectional pre-norm reference: max |diff| = {max:E2} (vs the causal post-norm path: {causal:E2})");
+        Assert.That(max, Is.LessThanOrEqualTo(1e-4f));
+        Assert.That(causal, Is.GreaterThan(1e-2f), "the causal, normed path is really different");
+
+        // Images go through the same vision tower and splice.
+        var image = llm.Encode(Prompt.FromTokenIds([5, 500, 502, 501, 9], [ImageInput.FromFile(Path.Combine(Golden, "image.png"))]), PoolingTask.TokenEmbed)[0];
+        Assert.That(image.Outputs.Shape, Is.EqualTo(new[] { 8, Hidden }));
+    }
+}

@@ -8,17 +8,21 @@ namespace TokenEmbed.Tests.Support;
 /// </summary>
 internal static class ReferenceDecoder
 {
-    public sealed record Shape(int Hidden, int Heads, int KvHeads, int HeadDim, int Layers, double Eps, double Theta, bool QkNorm);
+    /// <param name="Causal">False: every token attends to every token (bidirectional, e.g. Nemotron colembed).</param>
+    /// <param name="FinalNorm">False: the last layer's output without the final norm.</param>
+    /// <param name="Prefix">The text model's weight prefix (e.g. <c>language_model.</c>).</param>
+    public sealed record Shape(int Hidden, int Heads, int KvHeads, int HeadDim, int Layers, double Eps, double Theta, bool QkNorm,
+        bool Causal = true, bool FinalNorm = true, string Prefix = "");
 
     public static float[] Forward(IReadOnlyDictionary<string, (long[] Shape, float[] Data)> w, int[] ids, Shape s)
     {
         var t = ids.Length;
-        var emb = w["embed_tokens.weight"].Data;
+        var emb = w[s.Prefix + "embed_tokens.weight"].Data;
         var h = ids.Select(id => emb.AsSpan(id * s.Hidden, s.Hidden).ToArray().Select(v => (double)v).ToArray()).ToArray();
         var inv = Enumerable.Range(0, s.HeadDim / 2).Select(i => 1.0 / Math.Pow(s.Theta, 2.0 * i / s.HeadDim)).ToArray();
         for (var l = 0; l < s.Layers; l++)
         {
-            var p = $"layers.{l}.";
+            var p = $"{s.Prefix}layers.{l}.";
             var x = h.Select(r => Rms(r, w[p + "input_layernorm.weight"].Data, s.Eps)).ToArray();
             var q = x.Select(r => Linear(r, w, p + "self_attn.q_proj")).ToArray();
             var k = x.Select(r => Linear(r, w, p + "self_attn.k_proj")).ToArray();
@@ -35,8 +39,9 @@ internal static class ReferenceDecoder
                 for (var hd = 0; hd < s.Heads; hd++)
                 {
                     var kvh = hd / rep;
-                    var scores = new double[i + 1];
-                    for (var j = 0; j <= i; j++)
+                    var visible = s.Causal ? i + 1 : t;
+                    var scores = new double[visible];
+                    for (var j = 0; j < visible; j++)
                     {
                         double dot = 0;
                         for (var d = 0; d < s.HeadDim; d++) dot += q[i][hd * s.HeadDim + d] * k[j][kvh * s.HeadDim + d];
@@ -45,7 +50,7 @@ internal static class ReferenceDecoder
                     var max = scores.Max();
                     var e = scores.Select(z => Math.Exp(z - max)).ToArray();
                     var sum = e.Sum();
-                    for (var j = 0; j <= i; j++)
+                    for (var j = 0; j < visible; j++)
                     for (var d = 0; d < s.HeadDim; d++)
                         ctx[hd * s.HeadDim + d] += e[j] / sum * v[j][kvh * s.HeadDim + d];
                 }
@@ -60,7 +65,7 @@ internal static class ReferenceDecoder
                 Add(h[i], Linear(act, w, p + "mlp.down_proj"));
             }
         }
-        return h.SelectMany(r => Rms(r, w["norm.weight"].Data, s.Eps)).Select(v => (float)v).ToArray();
+        return h.SelectMany(r => s.FinalNorm ? Rms(r, w[s.Prefix + "norm.weight"].Data, s.Eps) : r).Select(v => (float)v).ToArray();
     }
 
     private static double[] Rms(double[] x, float[] weight, double eps)

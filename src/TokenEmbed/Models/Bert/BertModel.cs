@@ -51,10 +51,10 @@ internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor
     public static Tensor PaddingOffsetPositionIds(Tensor inputIds, Tensor? attentionMask, int pad)
     {
         using var scope = NewDisposeScope();
-        var m = inputIds.ne(pad);
-        if (attentionMask is not null) m = m.logical_and(attentionMask.ne(0));
+        var m = inputIds.ne(Ops.L(pad));
+        if (attentionMask is not null) m = m.logical_and(attentionMask.ne(Ops.L(0)));
         var mi = m.to(ScalarType.Int64);
-        var pos = mi.cumsum(1, ScalarType.Int64).mul_(mi).add_(pad);
+        var pos = mi.cumsum(1, ScalarType.Int64).mul_(mi).add_(Ops.L(pad), Ops.One);
         return pos.MoveToOuterDisposeScope();
     }
 
@@ -72,8 +72,8 @@ internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor
         using var tt = tokenTypeIds is null
             ? token_type_embeddings.Weight[0].view(1, 1, -1).alias()
             : token_type_embeddings.forward(tokenTypeIds);
-        using var sum = words + tt;
-        using var sum2 = sum.add_(pos);
+        using var sum = Ops.Add(words, tt);
+        using var sum2 = Ops.AddInPlace(sum, pos);
         return LayerNorm.forward(sum2);
     }
 }
@@ -126,7 +126,7 @@ internal sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor x, Tensor residual)
     {
         using var y = dense.forward(x);
-        using var s = y.add_(residual);
+        using var s = Ops.AddInPlace(y, residual);
         return LayerNorm.forward(s);
     }
 }

@@ -29,7 +29,8 @@ internal sealed record DecoderNames(
 internal sealed record DecoderSpec(
     DecoderNames Names, int VocabSize, int HiddenSize, int IntermediateSize, int NumHeads, int NumKvHeads, int HeadDim,
     string HiddenAct, int MaxPositions, double NormEps, float[] InverseFrequencies, int NumLayers,
-    bool QkNorm = false, bool QkvBias = false, bool OutputBias = false, bool MlpBias = false)
+    bool QkNorm = false, bool QkvBias = false, bool OutputBias = false, bool MlpBias = false,
+    bool Bidirectional = false, bool SkipFinalNorm = false)
 {
     /// <summary>Checks the head layout; <paramref name="config"/> names the file in errors.</summary>
     public DecoderSpec Validate(HfConfig config)
@@ -145,8 +146,8 @@ internal sealed class DecoderLayer : nn.Module<Tensor, DecoderBatch, Tensor>
     public override Tensor forward(Tensor h, DecoderBatch batch)
     {
         using var scope = NewDisposeScope();
-        var mixed = h + _mixer.forward(_inputNorm.forward(h), batch);
-        var result = mixed.add_(_mlp.forward(_postNorm.forward(mixed)));
+        var mixed = Ops.Add(h, _mixer.forward(_inputNorm.forward(h), batch));
+        var result = Ops.AddInPlace(mixed, _mlp.forward(_postNorm.forward(mixed)));
         return result.MoveToOuterDisposeScope();
     }
 }
@@ -189,7 +190,7 @@ internal class DecoderModel : nn.Module<ModelInput, Tensor>, IBackbone
     public int HiddenSize => Spec.HiddenSize;
     public int VocabSize => Spec.VocabSize;
     public int? MaxPositions => Spec.MaxPositions;
-    public bool IsCausal => true;
+    public bool IsCausal => !Spec.Bidirectional;
 
     /// <summary>
     /// Weights decoder checkpoints may carry that a pooling model does not use: the rotary <c>inv_freq</c> buffer older
@@ -206,7 +207,10 @@ internal class DecoderModel : nn.Module<ModelInput, Tensor>, IBackbone
         var t = input.Length;
         var device = input.InputIds.device;
         var h = input.EmbedTokens(_embedTokens);
-        var causal = Attention.PatternMask(attentionMask, Attention.CausalPattern(t, device), h.dtype);
+        // Causal attention, or (embedding models converted to encoders, e.g. Nemotron colembed) key padding only.
+        var causal = Spec.Bidirectional
+            ? Attention.KeyPaddingMask(attentionMask, h.dtype)
+            : Attention.PatternMask(attentionMask, Attention.CausalPattern(t, device), h.dtype);
         var (cos, sin) = RotaryTables(input, h.dtype);
         var hasPadding = attentionMask.min().item<long>() == 0;
         var batch = new DecoderBatch(attentionMask, causal, cos, sin, hasPadding);
@@ -216,7 +220,8 @@ internal class DecoderModel : nn.Module<ModelInput, Tensor>, IBackbone
             h.Dispose();
             h = next;
         }
-        return _norm.forward(h).MoveToOuterDisposeScope();
+        // Some embedding models take the last layer's output before the final norm (its weight stays in the checkpoint).
+        return (Spec.SkipFinalNorm ? h : _norm.forward(h)).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -42,7 +42,7 @@ internal static class Attention
         var min = MinValue(dtype);
         using var keep = attentionMask.to(ScalarType.Bool);
         using var zeros = zeros_like(attentionMask, dtype);
-        return zeros.masked_fill(keep.logical_not(), min).unsqueeze(1).unsqueeze(1);
+        return zeros.masked_fill(keep.logical_not(), Ops.D(min)).unsqueeze(1).unsqueeze(1);
     }
 
     /// <summary>The most negative finite value of a floating dtype (transformers' <c>torch.finfo(dtype).min</c>).</summary>
@@ -63,7 +63,7 @@ internal static class Attention
         using var scope = NewDisposeScope();
         var keys = attentionMask.to(ScalarType.Bool).unsqueeze(1).unsqueeze(1);          // [B, 1, 1, T]
         var ok = keys.logical_and(allowed.unsqueeze(0).unsqueeze(0));                     // [B, 1, T, T]
-        var mask = zeros(ok.shape, dtype, attentionMask.device).masked_fill(ok.logical_not(), MinValue(dtype));
+        var mask = zeros(ok.shape, dtype, attentionMask.device).masked_fill(ok.logical_not(), Ops.D(MinValue(dtype)));
         return mask.MoveToOuterDisposeScope();
     }
 

@@ -33,8 +33,8 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>, IBindable
     {
         using var scope = NewDisposeScope();
         var x32 = x.to(ScalarType.Float32);
-        var variance = x32.pow(2).mean([-1L], keepdim: true);
-        var y = (x32 * (variance + _eps).rsqrt()).to(x.dtype);
+        var variance = x32.square().mean([-1L], keepdim: true);
+        var y = (x32 * variance.add(Ops.D(_eps), Ops.One).rsqrt()).to(x.dtype);
         return (weight * y).MoveToOuterDisposeScope();
     }
 }

@@ -55,11 +55,11 @@ internal sealed class Rotary : IDisposable
         var inv = tensor(DefaultInverseFrequencies(dim, theta));
         var lowWavelength = originalContext / lowFreqFactor;
         var highWavelength = originalContext / highFreqFactor;
-        var wavelength = inv.reciprocal() * (2 * Math.PI);                            // 2π / inv (torch: reciprocal · scalar)
-        var scaledLong = where(wavelength > lowWavelength, inv / factor, inv);
-        var smooth = (wavelength.reciprocal() * originalContext - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-        var smoothed = (1 - smooth) * scaledLong / factor + smooth * scaledLong;
-        var medium = (wavelength < highWavelength).logical_not().logical_and((wavelength > lowWavelength).logical_not());
+        var wavelength = inv.reciprocal().mul(Ops.D(2 * Math.PI));                      // 2π / inv (torch: reciprocal · scalar)
+        var scaledLong = where(wavelength.gt(Ops.D(lowWavelength)), inv.div(Ops.D(factor)), inv);
+        var smooth = wavelength.reciprocal().mul(Ops.D(originalContext)).sub(Ops.D(lowFreqFactor)).div(Ops.D(highFreqFactor - lowFreqFactor));
+        var smoothed = Ops.Add(smooth.neg().add(Ops.D(1), Ops.One).mul(scaledLong).div(Ops.D(factor)), smooth * scaledLong);
+        var medium = wavelength.lt(Ops.D(highWavelength)).logical_not().logical_and(wavelength.gt(Ops.D(lowWavelength)).logical_not());
         var result = where(medium, smoothed, scaledLong);
         return result.data<float>().ToArray();
     }
@@ -108,7 +108,7 @@ internal sealed class Rotary : IDisposable
         using var rotated = cat([neg, x1], -1);
         using var b = rotated * s;
         var a = x * c;
-        return a.add_(b); // in place: returns a itself
+        return Ops.AddInPlace(a, b); // in place: returns a itself
     }
 
     /// <summary>

@@ -107,8 +107,8 @@ internal sealed class ModernBertEncoderLayer : nn.Module<Tensor, Tensor, Tensor,
     {
         using var scope = NewDisposeScope();
         var x = attn_norm?.forward(h) ?? h;
-        var h1 = h + attn.forward(x, mask, cos, sin);
-        var h2 = h1 + mlp.forward(mlp_norm.forward(h1));
+        var h1 = Ops.Add(h, attn.forward(x, mask, cos, sin));
+        var h2 = Ops.Add(h1, mlp.forward(mlp_norm.forward(h1)));
         return h2.MoveToOuterDisposeScope();
     }
 }
@@ -160,7 +160,7 @@ internal sealed class ModernBertModel : nn.Module<ModelInput, Tensor>, IBackbone
         // In half precision finfo.min + score can still round to −inf inside a math-path SDPA; letting each query see
         // itself guarantees no fully masked row. Only padded queries change (valid ones already see themselves), and
         // their outputs are discarded; valid queries never see padded keys, so valid rows are unaffected.
-        using (var self = eye(t, t, ScalarType.Bool, inputIds.device)) localMask.masked_fill_(self, 0.0);
+        using (var self = eye(t, t, ScalarType.Bool, inputIds.device)) localMask.masked_fill_(self, Ops.D(0.0));
         var (gCos, gSin) = _globalRope.Tables(positions, ScalarType.Float32);
         var (lCos, lSin) = _localRope.Tables(positions, ScalarType.Float32);
 

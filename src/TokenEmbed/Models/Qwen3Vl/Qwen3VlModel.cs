@@ -1,5 +1,6 @@
 using TokenEmbed.Loading;
 using TokenEmbed.Models.Decoder;
+using TokenEmbed.Models.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,7 +26,7 @@ internal sealed class Qwen3VlTextModel(Qwen3VlConfig config) : DecoderModel(conf
         var (b, t) = (h.shape[0], h.shape[1]);
         using var flat = h.view(b * t, -1);
         using var feature = deep.Features[index].to(h.dtype);
-        flat.index_add_(0, deep.Positions, feature, 1);
+        flat.index_add_(0, deep.Positions, feature, Ops.One);
         return h;
     }
 
@@ -58,7 +59,7 @@ internal sealed class Qwen3VlModel : nn.Module<ModelInput, Tensor>, IVisionBackb
     public int HiddenSize => Config.Text.HiddenSize;
     public int VocabSize => Config.Text.VocabSize;
     public int? MaxPositions => Config.Text.MaxPositions;
-    public bool IsCausal => true;
+    public bool IsCausal => !Config.Text.Bidirectional;
     public int ImageTokenId => Config.ImageTokenId;
     public (int Start, int End) VisionDelimiterIds => (Config.VisionStartTokenId, Config.VisionEndTokenId);
     public (int Patch, int Temporal, int Merge) PatchGeometry => (Config.Vision.PatchSize, Config.Vision.TemporalPatchSize, Config.Vision.SpatialMergeSize);
@@ -74,7 +75,7 @@ internal sealed class Qwen3VlModel : nn.Module<ModelInput, Tensor>, IVisionBackb
         using var scope = NewDisposeScope();
         var ids = input.InputIds;
         var vision = visual.forward(input.Pixels);
-        var visualMask = ids.eq(Config.ImageTokenId).logical_and(input.AttentionMask.ne(0));
+        var visualMask = ids.eq(Ops.L(Config.ImageTokenId)).logical_and(input.AttentionMask.ne(Ops.L(0)));
         var positions = visualMask.flatten().nonzero().squeeze(1);
         if (positions.shape[0] != vision.ImageEmbeds.shape[0])
             throw new ArgumentException(

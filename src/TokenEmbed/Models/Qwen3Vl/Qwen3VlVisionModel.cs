@@ -141,8 +141,8 @@ internal sealed class Qwen3VlVisionBlock : nn.Module<Tensor, Tensor, Tensor, IRe
     public override Tensor forward(Tensor x, Tensor cos, Tensor sin, IReadOnlyList<int> segments)
     {
         using var scope = NewDisposeScope();
-        var h = x + attn.forward(norm1.forward(x), cos, sin, segments);
-        return h.add_(mlp.forward(norm2.forward(h))).MoveToOuterDisposeScope();
+        var h = Ops.Add(x, attn.forward(norm1.forward(x), cos, sin, segments));
+        return Ops.AddInPlace(h, mlp.forward(norm2.forward(h))).MoveToOuterDisposeScope();
     }
 }
 
@@ -209,7 +209,7 @@ internal sealed class Qwen3VlVisionModel : nn.Module<VisionInput, VisionOutput>
         var device = input.PixelValues.device;
         var coords = PatchCoordinates(input.Grids, _spec.SpatialMergeSize);
         var dtype = pos_embed.Weight.dtype;
-        var x = patch_embed.forward(input.PixelValues.to(dtype)).add_(InterpolatedPositions(coords, device));
+        var x = Ops.AddInPlace(patch_embed.forward(input.PixelValues.to(dtype)), InterpolatedPositions(coords, device));
 
         // 2-D axial rotary: e = cat(row·inv, col·inv), emb = cat(e, e), in float32.
         var rows = tensor(coords.Rows, device: device).unsqueeze(1);
@@ -295,7 +295,7 @@ internal sealed class Qwen3VlVisionModel : nn.Module<VisionInput, VisionOutput>
             using var wK = tensor(wts[k], device: device).unsqueeze(1).to(rowsK.dtype);
             var term = rowsK * wK;
             if (sum is null) sum = term;
-            else { sum.add_(term); term.Dispose(); }
+            else { Ops.AddInPlace(sum, term); term.Dispose(); }
         }
         return sum!;
     }

@@ -34,7 +34,7 @@ internal sealed class JinaEmbeddings : nn.Module<ModelInput, Tensor>
         var words = input.EmbedTokens(word_embeddings);
         if (token_type_embeddings is null) return words;
         using var tt = token_type_embeddings.Weight[0].view(1, 1, -1);
-        using (words) return words + tt;   // not in place: the words may be the caller's input embeddings
+        using (words) return Ops.Add(words, tt);   // not in place: the words may be the caller's input embeddings
     }
 }
 
@@ -106,10 +106,10 @@ internal sealed class JinaBlock : nn.Module<Tensor, Tensor?, (Tensor Cos, Tensor
     public override Tensor forward(Tensor h, Tensor? mask, (Tensor Cos, Tensor Sin) rope)
     {
         using var attn = mixer.forward(h, mask, rope);
-        using var r1 = attn.add_(h);
+        using var r1 = Ops.AddInPlace(attn, h);
         using var h1 = norm1.forward(r1);
         using var m = mlp.forward(h1);
-        using var r2 = m.add_(h1);
+        using var r2 = Ops.AddInPlace(m, h1);
         return norm2.forward(r2);
     }
 }
