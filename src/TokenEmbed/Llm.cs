@@ -13,15 +13,17 @@ namespace TokenEmbed;
 /// and <see cref="Score(string, string, PoolingParams?)"/> returns late-interaction (MaxSim) scores.
 /// </summary>
 /// <remarks>
-/// Calls on one instance are serialized; use one instance per model and share it. Dispose it to free the weights.
+/// Thread-safe: share one instance per model. Calls from many threads (or <c>…Async</c> calls) are batched together by one
+/// scheduler, each request pooled with its own <see cref="PoolingParams"/>; results equal encoding each request alone
+/// (within float rounding of the different padding). Dispose it to free the weights: pending calls then fail with
+/// <see cref="ObjectDisposedException"/>.
 /// </remarks>
 public sealed class Llm : IDisposable
 {
     private readonly PoolingModel _model;
     private readonly InputProcessor _inputs;
-    private readonly EncodeEngine _engine;
-    private readonly object _gate = new();
-    private bool _disposed;
+    private readonly Scheduler _scheduler;
+    private int _disposed;
 
     /// <summary>Loads a model.</summary>
     /// <param name="model">A local model folder (config.json, safetensors weights, tokenizer files).</param>
@@ -47,7 +49,7 @@ public sealed class Llm : IDisposable
         try
         {
             _inputs = new InputProcessor(_model);
-            _engine = new EncodeEngine(_model, options);
+            _scheduler = new Scheduler(new EncodeEngine(_model, options));
         }
         catch
         {
@@ -82,147 +84,266 @@ public sealed class Llm : IDisposable
     public IReadOnlyList<int> Tokenize(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        lock (_gate)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return _inputs.RequireTokenizer().Encode(text, addSpecialTokens: true);
-        }
+        ThrowIfDisposed();
+        return _inputs.RequireTokenizer().Encode(text, addSpecialTokens: true);
     }
 
+    // ---------------------------------------------------------------- Encode
+
     /// <summary>Encodes one prompt.</summary>
-    /// <param name="prompt">A text or token-id prompt.</param>
+    /// <param name="prompt">A text, token-id or image prompt.</param>
     /// <param name="poolingTask">Embed or TokenEmbed.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
-    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
-    public IReadOnlyList<PoolingRequestOutput> Encode(Prompt prompt, PoolingTask poolingTask, PoolingParams? poolingParams = null)
-    {
-        ArgumentNullException.ThrowIfNull(prompt);
-        return Encode([prompt], poolingTask, poolingParams);
-    }
+    /// <exception cref="PromptTooLongException">A prompt is longer than <see cref="MaxModelLength"/> and no truncation was asked for.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token id outside the vocabulary, or a <see cref="PoolingParams"/> value out of range (the message names the prompt index).</exception>
+    /// <exception cref="ArgumentException">A prompt is null or has no tokens, or its images do not match its placeholders.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// A text prompt was given to a model folder without tokenizer files, or the model produced NaN or infinity for a prompt.
+    /// </exception>
+    /// <exception cref="ObjectDisposedException">The instance was disposed.</exception>
+    public IReadOnlyList<PoolingRequestOutput> Encode(Prompt prompt, PoolingTask poolingTask, PoolingParams? poolingParams = null) =>
+        Wait(EncodeAsync(prompt, poolingTask, poolingParams));
 
     /// <summary>Encodes text prompts, batched; outputs come back in input order.</summary>
     /// <param name="prompts">The texts.</param>
     /// <param name="poolingTask">Embed or TokenEmbed.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
-    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
-    public IReadOnlyList<PoolingRequestOutput> Encode(IReadOnlyList<string> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null)
-    {
-        ArgumentNullException.ThrowIfNull(prompts);
-        return Encode(prompts.Select((p, i) => p is null ? throw new ArgumentNullException(nameof(prompts), $"Prompt {i} is null.") : Prompt.FromText(p)).ToArray(),
-            poolingTask, poolingParams);
-    }
-
-    /// <summary>Encodes prompts, batched; outputs come back in input order.</summary>
-    /// <param name="prompts">Text or token-id prompts.</param>
-    /// <param name="poolingTask">Embed or TokenEmbed.</param>
-    /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
     /// <exception cref="PromptTooLongException">A prompt is longer than <see cref="MaxModelLength"/> and no truncation was asked for.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A token id outside the vocabulary, or a <see cref="PoolingParams"/> value out of range (the message names the prompt index).</exception>
-    /// <exception cref="ArgumentException">A prompt is null or has no tokens.</exception>
+    /// <exception cref="ArgumentException">A prompt is null or has no tokens, or its images do not match its placeholders.</exception>
     /// <exception cref="InvalidOperationException">
     /// A text prompt was given to a model folder without tokenizer files, or the model produced NaN or infinity for a prompt.
     /// </exception>
     /// <exception cref="ObjectDisposedException">The instance was disposed.</exception>
-    public IReadOnlyList<PoolingRequestOutput> Encode(IReadOnlyList<Prompt> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null)
+    public IReadOnlyList<PoolingRequestOutput> Encode(IReadOnlyList<string> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null) =>
+        Wait(EncodeAsync(prompts, poolingTask, poolingParams));
+
+    /// <summary>Encodes prompts, batched; outputs come back in input order.</summary>
+    /// <param name="prompts">Text, token-id or image prompts.</param>
+    /// <param name="poolingTask">Embed or TokenEmbed.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
+    /// <exception cref="PromptTooLongException">A prompt is longer than <see cref="MaxModelLength"/> and no truncation was asked for.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token id outside the vocabulary, or a <see cref="PoolingParams"/> value out of range (the message names the prompt index).</exception>
+    /// <exception cref="ArgumentException">A prompt is null or has no tokens, or its images do not match its placeholders.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// A text prompt was given to a model folder without tokenizer files, or the model produced NaN or infinity for a prompt.
+    /// </exception>
+    /// <exception cref="ObjectDisposedException">The instance was disposed.</exception>
+    public IReadOnlyList<PoolingRequestOutput> Encode(IReadOnlyList<Prompt> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null) =>
+        Wait(EncodeAsync(prompts, poolingTask, poolingParams));
+
+    /// <summary>Encodes one prompt, batched with concurrent calls.</summary>
+    /// <param name="prompt">A text, token-id or image prompt.</param>
+    /// <param name="poolingTask">Embed or TokenEmbed.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <exception cref="PromptTooLongException">A prompt is longer than <see cref="MaxModelLength"/> and no truncation was asked for.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token id outside the vocabulary, or a <see cref="PoolingParams"/> value out of range (the message names the prompt index).</exception>
+    /// <exception cref="ArgumentException">A prompt is null or has no tokens, or its images do not match its placeholders.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// A text prompt was given to a model folder without tokenizer files, or the model produced NaN or infinity for a prompt.
+    /// </exception>
+    /// <exception cref="ObjectDisposedException">The instance was disposed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (before the batch ran, the request is removed; during it, the result is dropped).</exception>
+    public Task<IReadOnlyList<PoolingRequestOutput>> EncodeAsync(Prompt prompt, PoolingTask poolingTask, PoolingParams? poolingParams = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        return EncodeAsync([prompt], poolingTask, poolingParams, cancellationToken);
+    }
+
+    /// <summary>Encodes text prompts, batched with concurrent calls; outputs come back in input order.</summary>
+    /// <param name="prompts">The texts.</param>
+    /// <param name="poolingTask">Embed or TokenEmbed.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <exception cref="PromptTooLongException">A prompt is longer than <see cref="MaxModelLength"/> and no truncation was asked for.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token id outside the vocabulary, or a <see cref="PoolingParams"/> value out of range (the message names the prompt index).</exception>
+    /// <exception cref="ArgumentException">A prompt is null or has no tokens, or its images do not match its placeholders.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// A text prompt was given to a model folder without tokenizer files, or the model produced NaN or infinity for a prompt.
+    /// </exception>
+    /// <exception cref="ObjectDisposedException">The instance was disposed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (before the batch ran, the request is removed; during it, the result is dropped).</exception>
+    public Task<IReadOnlyList<PoolingRequestOutput>> EncodeAsync(IReadOnlyList<string> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompts);
-        lock (_gate)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            var request = PoolingRequest.Resolve(poolingTask, poolingParams, _model.Pooler);
-            var ids = _inputs.Process(prompts, poolingParams);
-            var outs = _engine.Run(ids, request);
-            var result = new PoolingRequestOutput[prompts.Count];
-            for (var i = 0; i < result.Length; i++) result[i] = new PoolingRequestOutput(prompts[i].Text, ids[i].Ids, outs[i]);
-            return result;
-        }
+        return EncodeAsync(Texts(prompts, nameof(prompts)), poolingTask, poolingParams, cancellationToken);
     }
+
+    /// <summary>Encodes prompts, batched with concurrent calls; outputs come back in input order.</summary>
+    /// <param name="prompts">Text, token-id or image prompts.</param>
+    /// <param name="poolingTask">Embed or TokenEmbed.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <exception cref="PromptTooLongException">A prompt is longer than <see cref="MaxModelLength"/> and no truncation was asked for.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A token id outside the vocabulary, or a <see cref="PoolingParams"/> value out of range (the message names the prompt index).</exception>
+    /// <exception cref="ArgumentException">A prompt is null or has no tokens, or its images do not match its placeholders.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// A text prompt was given to a model folder without tokenizer files, or the model produced NaN or infinity for a prompt.
+    /// </exception>
+    /// <exception cref="ObjectDisposedException">The instance was disposed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (before the batch ran, the request is removed; during it, the result is dropped).</exception>
+    public async Task<IReadOnlyList<PoolingRequestOutput>> EncodeAsync(IReadOnlyList<Prompt> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        ThrowIfDisposed();
+        // Validation and tokenization run on the caller's thread; only the forward is queued.
+        var request = PoolingRequest.Resolve(poolingTask, poolingParams, _model.Pooler);
+        var prepared = _inputs.Process(prompts, poolingParams);
+        if (prepared.Length == 0) return [];
+        var outs = await _scheduler.SubmitAsync(prepared, Enumerable.Repeat(request, prepared.Length).ToArray(), cancellationToken).ConfigureAwait(false);
+        var result = new PoolingRequestOutput[prompts.Count];
+        for (var i = 0; i < result.Length; i++) result[i] = new PoolingRequestOutput(prompts[i].Text, prepared[i].Ids, outs[i]);
+        return result;
+    }
+
+    // ---------------------------------------------------------------- Score
 
     /// <summary>Scores one pair (1:1).</summary>
     /// <param name="text1">The query.</param>
     /// <param name="text2">The document.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
     /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
-    public IReadOnlyList<ScoringRequestOutput> Score(string text1, string text2, PoolingParams? poolingParams = null)
-    {
-        ArgumentNullException.ThrowIfNull(text1);
-        ArgumentNullException.ThrowIfNull(text2);
-        return ScoreCore([text1], [text2], poolingParams);
-    }
+    public IReadOnlyList<ScoringRequestOutput> Score(string text1, string text2, PoolingParams? poolingParams = null) =>
+        Wait(ScoreAsync(text1, text2, poolingParams));
 
     /// <summary>Scores one query against many documents (1:N).</summary>
     /// <param name="text1">The query.</param>
     /// <param name="text2">The documents.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
     /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
-    public IReadOnlyList<ScoringRequestOutput> Score(string text1, IReadOnlyList<string> text2, PoolingParams? poolingParams = null)
-    {
-        ArgumentNullException.ThrowIfNull(text1);
-        ArgumentNullException.ThrowIfNull(text2);
-        return ScoreCore([text1], Texts(text2, nameof(text2)), poolingParams);
-    }
+    public IReadOnlyList<ScoringRequestOutput> Score(string text1, IReadOnlyList<string> text2, PoolingParams? poolingParams = null) =>
+        Wait(ScoreAsync(text1, text2, poolingParams));
 
     /// <summary>Scores pairs zipped from two lists of equal length (N:N); a one-element <paramref name="text1"/> is scored against every document.</summary>
     /// <param name="text1">The queries.</param>
     /// <param name="text2">The documents.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
     /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
-    public IReadOnlyList<ScoringRequestOutput> Score(IReadOnlyList<string> text1, IReadOnlyList<string> text2, PoolingParams? poolingParams = null)
-    {
-        ArgumentNullException.ThrowIfNull(text1);
-        ArgumentNullException.ThrowIfNull(text2);
-        if (text1.Count != 1 && text1.Count != text2.Count)
-            throw new ArgumentException($"Score needs text1 of length 1 or of the same length as text2; got {text1.Count} and {text2.Count}.", nameof(text1));
-        return ScoreCore(Texts(text1, nameof(text1)), Texts(text2, nameof(text2)), poolingParams);
-    }
+    public IReadOnlyList<ScoringRequestOutput> Score(IReadOnlyList<string> text1, IReadOnlyList<string> text2, PoolingParams? poolingParams = null) =>
+        Wait(ScoreAsync(text1, text2, poolingParams));
 
-    /// <summary>Scores one pair of prompts (1:1): text, token ids, or both mixed.</summary>
+    /// <summary>Scores one pair of prompts (1:1): text, token ids, images.</summary>
     /// <param name="query">The query.</param>
     /// <param name="document">The document.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
     /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
-    public IReadOnlyList<ScoringRequestOutput> Score(Prompt query, Prompt document, PoolingParams? poolingParams = null)
-    {
-        ArgumentNullException.ThrowIfNull(query);
-        ArgumentNullException.ThrowIfNull(document);
-        return ScoreCore([query], [document], poolingParams);
-    }
+    public IReadOnlyList<ScoringRequestOutput> Score(Prompt query, Prompt document, PoolingParams? poolingParams = null) =>
+        Wait(ScoreAsync(query, document, poolingParams));
 
     /// <summary>Scores one query prompt against many document prompts (1:N).</summary>
     /// <param name="query">The query.</param>
     /// <param name="documents">The documents.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
     /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
-    public IReadOnlyList<ScoringRequestOutput> Score(Prompt query, IReadOnlyList<Prompt> documents, PoolingParams? poolingParams = null)
-    {
-        ArgumentNullException.ThrowIfNull(query);
-        ArgumentNullException.ThrowIfNull(documents);
-        return ScoreCore([query], documents, poolingParams);
-    }
+    public IReadOnlyList<ScoringRequestOutput> Score(Prompt query, IReadOnlyList<Prompt> documents, PoolingParams? poolingParams = null) =>
+        Wait(ScoreAsync(query, documents, poolingParams));
 
     /// <summary>Scores prompt pairs zipped from two lists of equal length (N:N); a one-element <paramref name="queries"/> is scored against every document.</summary>
     /// <param name="queries">The queries.</param>
     /// <param name="documents">The documents.</param>
     /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
     /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
-    public IReadOnlyList<ScoringRequestOutput> Score(IReadOnlyList<Prompt> queries, IReadOnlyList<Prompt> documents, PoolingParams? poolingParams = null)
+    public IReadOnlyList<ScoringRequestOutput> Score(IReadOnlyList<Prompt> queries, IReadOnlyList<Prompt> documents, PoolingParams? poolingParams = null) =>
+        Wait(ScoreAsync(queries, documents, poolingParams));
+
+    /// <summary>Scores one pair (1:1), batched with concurrent calls.</summary>
+    /// <param name="query">The query.</param>
+    /// <param name="document">The document.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (before the batch ran, the request is removed; during it, the result is dropped).</exception>
+    public Task<IReadOnlyList<ScoringRequestOutput>> ScoreAsync(string query, string document, PoolingParams? poolingParams = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(document);
+        return ScoreCoreAsync([query], [document], poolingParams, cancellationToken);
+    }
+
+    /// <summary>Scores one query against many documents (1:N), batched with concurrent calls.</summary>
+    /// <param name="query">The query.</param>
+    /// <param name="documents">The documents.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (before the batch ran, the request is removed; during it, the result is dropped).</exception>
+    public Task<IReadOnlyList<ScoringRequestOutput>> ScoreAsync(string query, IReadOnlyList<string> documents, PoolingParams? poolingParams = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(documents);
+        return ScoreCoreAsync([query], Texts(documents, nameof(documents)), poolingParams, cancellationToken);
+    }
+
+    /// <summary>Scores zipped pairs (N:N), batched with concurrent calls; a one-element <paramref name="queries"/> is scored against every document.</summary>
+    /// <param name="queries">The queries.</param>
+    /// <param name="documents">The documents.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (before the batch ran, the request is removed; during it, the result is dropped).</exception>
+    public Task<IReadOnlyList<ScoringRequestOutput>> ScoreAsync(IReadOnlyList<string> queries, IReadOnlyList<string> documents, PoolingParams? poolingParams = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        ArgumentNullException.ThrowIfNull(documents);
+        if (queries.Count != 1 && queries.Count != documents.Count)
+            throw new ArgumentException($"Score needs text1 of length 1 or of the same length as text2; got {queries.Count} and {documents.Count}.", nameof(queries));
+        return ScoreCoreAsync(Texts(queries, nameof(queries)), Texts(documents, nameof(documents)), poolingParams, cancellationToken);
+    }
+
+    /// <summary>Scores one pair of prompts (1:1), batched with concurrent calls.</summary>
+    /// <param name="query">The query.</param>
+    /// <param name="document">The document.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (before the batch ran, the request is removed; during it, the result is dropped).</exception>
+    public Task<IReadOnlyList<ScoringRequestOutput>> ScoreAsync(Prompt query, Prompt document, PoolingParams? poolingParams = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(document);
+        return ScoreCoreAsync([query], [document], poolingParams, cancellationToken);
+    }
+
+    /// <summary>Scores one query prompt against many document prompts (1:N), batched with concurrent calls.</summary>
+    /// <param name="query">The query.</param>
+    /// <param name="documents">The documents.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (before the batch ran, the request is removed; during it, the result is dropped).</exception>
+    public Task<IReadOnlyList<ScoringRequestOutput>> ScoreAsync(Prompt query, IReadOnlyList<Prompt> documents, PoolingParams? poolingParams = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(documents);
+        return ScoreCoreAsync([query], documents, poolingParams, cancellationToken);
+    }
+
+    /// <summary>Scores zipped prompt pairs (N:N), batched with concurrent calls; a one-element <paramref name="queries"/> is scored against every document.</summary>
+    /// <param name="queries">The queries.</param>
+    /// <param name="documents">The documents.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation for both sides.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <exception cref="ArgumentException">A null or empty prompt, or N:N lists of different lengths; otherwise the exceptions of <see cref="Encode(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?)"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (before the batch ran, the request is removed; during it, the result is dropped).</exception>
+    public Task<IReadOnlyList<ScoringRequestOutput>> ScoreAsync(IReadOnlyList<Prompt> queries, IReadOnlyList<Prompt> documents, PoolingParams? poolingParams = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
         ArgumentNullException.ThrowIfNull(documents);
         if (queries.Count != 1 && queries.Count != documents.Count)
             throw new ArgumentException($"Score needs one query or as many queries as documents; got {queries.Count} and {documents.Count}.", nameof(queries));
-        return ScoreCore(queries, documents, poolingParams);
+        return ScoreCoreAsync(queries, documents, poolingParams, cancellationToken);
     }
 
     private static Prompt[] Texts(IReadOnlyList<string> texts, string name) =>
         texts.Select((t, i) => t is null ? throw new ArgumentNullException(name, $"Text {i} is null.") : Prompt.FromText(t)).ToArray();
 
-    private IReadOnlyList<ScoringRequestOutput> ScoreCore(IReadOnlyList<Prompt> queries, IReadOnlyList<Prompt> documents, PoolingParams? p)
+    private async Task<IReadOnlyList<ScoringRequestOutput>> ScoreCoreAsync(IReadOnlyList<Prompt> queries, IReadOnlyList<Prompt> documents, PoolingParams? p, CancellationToken cancellationToken)
     {
         if (documents.Count == 0) return [];
         var all = queries.Concat(documents).ToArray();
         var lateInteraction = _model.Pooler.IsLateInteraction;
-        var encoded = Encode(all, lateInteraction ? PoolingTask.TokenEmbed : PoolingTask.Embed, p);
+        var encoded = await EncodeAsync(all, lateInteraction ? PoolingTask.TokenEmbed : PoolingTask.Embed, p, cancellationToken).ConfigureAwait(false);
         var scores = new ScoringRequestOutput[documents.Count];
         for (var i = 0; i < documents.Count; i++)
         {
@@ -242,14 +363,19 @@ public sealed class Llm : IDisposable
         return dot / MathF.Max(na * nb, 1e-8f);
     }
 
-    /// <summary>Frees the model's weights.</summary>
+    /// <summary>The scheduler (tests pause it to queue requests deterministically; the server reads its counts).</summary>
+    internal Scheduler Scheduler => _scheduler;
+
+    /// <summary>Blocks on a task of this instance, rethrowing its exception as thrown (the scheduler runs on its own thread, so this cannot deadlock).</summary>
+    private static T Wait<T>(Task<T> task) => task.GetAwaiter().GetResult();
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    /// <summary>Stops the scheduler (pending calls fail with <see cref="ObjectDisposedException"/>) and frees the model's weights.</summary>
     public void Dispose()
     {
-        lock (_gate)
-        {
-            if (_disposed) return;
-            _disposed = true;
-            _model.Dispose();
-        }
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _scheduler.Dispose();
+        _model.Dispose();
     }
 }

@@ -24,28 +24,29 @@ internal sealed class EncodeEngine
         _maxBatchSize = options.MaxBatchSize;
     }
 
-    /// <summary>Runs the model on tokenized prompts, all pooled with <paramref name="request"/>.</summary>
-    public PoolingOutput[] Run(TokenizedPrompt[] prompts, PoolingRequest request) => Run(prompts, Enumerable.Repeat(request, prompts.Length).ToArray());
-
-    /// <summary>Runs the model on tokenized prompts; prompt i is pooled with <paramref name="requests"/>[i].</summary>
-    public PoolingOutput[] Run(TokenizedPrompt[] prompts, PoolingRequest[] requests)
+    /// <summary>
+    /// The batches for prompts of these lengths: indices sorted longest-first, each batch within the token budget (count ×
+    /// its longest prompt) and the batch-size limit.
+    /// </summary>
+    public List<int[]> Plan(int[] lengths)
     {
-        var ids = prompts.Select(p => p.Ids).ToArray();
-        var order = Enumerable.Range(0, ids.Length).OrderByDescending(i => ids[i].Length).ToArray();
-        var outputs = new PoolingOutput[ids.Length];
+        var order = Enumerable.Range(0, lengths.Length).OrderByDescending(i => lengths[i]).ToArray();
+        var batches = new List<int[]>();
         var start = 0;
         while (start < order.Length)
         {
-            var longest = ids[order[start]].Length;
+            var longest = lengths[order[start]];
             var count = 1;
             while (start + count < order.Length && count < _maxBatchSize && (count + 1L) * longest <= _maxBatchTokens) count++;
-            var rows = order.AsSpan(start, count).ToArray();
-            var pooled = RunBatch(rows.Select(r => prompts[r]).ToArray(), rows.Select(r => requests[r]).ToArray(), longest);
-            for (var i = 0; i < rows.Length; i++) outputs[rows[i]] = CheckFinite(pooled[i], rows[i]);
+            batches.Add(order.AsSpan(start, count).ToArray());
             start += count;
         }
-        return outputs;
+        return batches;
     }
+
+    /// <summary>Runs one batch: prompt i pooled with <paramref name="requests"/>[i] (outputs not yet checked for finiteness).</summary>
+    public PoolingOutput[] RunBatch(TokenizedPrompt[] prompts, PoolingRequest[] requests) =>
+        RunBatch(prompts, requests, prompts.Max(p => p.Ids.Length));
 
     /// <summary>The batch's images in row order (and within a row, prompt order), as the vision tower takes them; null without images.</summary>
     private static Models.Qwen3Vl.VisionInput? Pixels(TokenizedPrompt[] prompts, Device device)
@@ -68,7 +69,7 @@ internal sealed class EncodeEngine
     /// A NaN or infinity in an output is an error naming the prompt, never a silently wrong vector (a checkpoint with
     /// NaN weights, a config with a negative norm eps, or a half-precision overflow). The scan costs far below 1% of a forward.
     /// </summary>
-    private static PoolingOutput CheckFinite(PoolingOutput output, int prompt)
+    public static PoolingOutput CheckFinite(PoolingOutput output, int prompt)
     {
         var data = output.Data;
         for (var i = 0; i < data.Length; i++)

@@ -33,7 +33,7 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>, IBindable
     {
         using var scope = NewDisposeScope();
         var x32 = x.to(ScalarType.Float32);
-        var variance = x32.square().mean([-1L], keepdim: true);
+        var variance = x32.mul(x32).mean([-1L], keepdim: true);   // not square(): TorchSharp implements it with a temporary Scalar
         var y = (x32 * variance.add(Ops.D(_eps), Ops.One).rsqrt()).to(x.dtype);
         return (weight * y).MoveToOuterDisposeScope();
     }
