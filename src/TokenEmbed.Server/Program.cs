@@ -1,0 +1,26 @@
+using TokenEmbed;
+using TokenEmbed.Server;
+
+// tokenembed serve <model> --host 127.0.0.1 --port 8000 [--device auto|cpu|cuda] [--dtype ...] [--max-batch-tokens N]
+//                          [--served-model-name NAME] [--api-key KEY]      (vllm serve's flags)
+ServerOptions options;
+try
+{
+    options = ServerOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
+
+using var llm = new Llm(options.Model, new LlmOptions
+{
+    Device = options.Device,
+    DType = options.DType,
+    MaxBatchTokens = options.MaxBatchTokens ?? new LlmOptions().MaxBatchTokens,
+});
+Console.WriteLine($"tokenembed: {llm.Architecture} from {options.Model} on {llm.Device} as '{options.Name}', listening on http://{options.Host}:{options.Port}");
+var app = ServerApp.Create(options, llm);
+await app.RunAsync();
+return 0;
