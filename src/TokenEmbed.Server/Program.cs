@@ -14,12 +14,22 @@ catch (ArgumentException e)
     return 2;
 }
 
-using var llm = new Llm(options.Model, new LlmOptions
+Llm llm;
+try
 {
-    Device = options.Device,
-    DType = options.DType,
-    MaxBatchTokens = options.MaxBatchTokens ?? new LlmOptions().MaxBatchTokens,
-});
+    llm = new Llm(options.Model, new LlmOptions
+    {
+        Device = options.Device,
+        DType = options.DType,
+        MaxBatchTokens = options.MaxBatchTokens ?? new LlmOptions().MaxBatchTokens,
+    });
+}
+catch (Exception e) when (e is ModelLoadException or ArgumentException)
+{
+    Console.Error.WriteLine($"tokenembed: cannot load '{options.Model}': {e.Message}");
+    return 1;
+}
+using var _ = llm;
 Console.WriteLine($"tokenembed: {llm.Architecture} from {options.Model} on {llm.Device} as '{options.Name}', listening on http://{options.Host}:{options.Port}");
 var app = ServerApp.Create(options, llm);
 await app.RunAsync();
