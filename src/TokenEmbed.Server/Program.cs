@@ -17,12 +17,7 @@ catch (ArgumentException e)
 Llm llm;
 try
 {
-    llm = new Llm(options.Model, new LlmOptions
-    {
-        Device = options.Device,
-        DType = options.DType,
-        MaxBatchTokens = options.MaxBatchTokens ?? new LlmOptions().MaxBatchTokens,
-    });
+    llm = new Llm(options.Model, options.ToLlmOptions());
 }
 catch (Exception e) when (e is ModelLoadException or ArgumentException)
 {

@@ -16,6 +16,8 @@ public static class ServerApp
     private static readonly Gauge Batches = Metrics.CreateGauge("tokenembed_batches", "Forward batches run.");
     private static readonly Gauge Requests = Metrics.CreateGauge("tokenembed_requests", "Prompts run through the model.");
     private static readonly Counter PromptTokens = Metrics.CreateCounter("tokenembed_prompt_tokens_total", "Prompt tokens encoded.");
+    private static readonly Gauge Queue = Metrics.CreateGauge("tokenembed_queue_length", "Prompts waiting for a batch.");
+    private static readonly Gauge MeanBatch = Metrics.CreateGauge("tokenembed_mean_batch_size", "Prompts per forward batch, on average.");
 
     /// <summary>Builds the application (not started). <paramref name="configure"/> can adjust the builder (tests use an in-memory server).</summary>
     /// <param name="options">The serve options.</param>
@@ -26,20 +28,24 @@ public static class ServerApp
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = 64L << 20);
+        builder.Services.AddOpenApi();
         configure?.Invoke(builder);
         var app = builder.Build();
+        app.MapOpenApi();   // /openapi/v1.json
 
         Metrics.DefaultRegistry.AddBeforeCollectCallback(() =>
         {
             var c = llm.Scheduler.Counts;
             Batches.Set(c.Batches);
             Requests.Set(c.Requests);
+            Queue.Set(llm.Scheduler.Queued);
+            MeanBatch.Set(c.Batches == 0 ? 0 : (double)c.Requests / c.Batches);
         });
 
         app.Use(async (context, next) =>
         {
             var path = context.Request.Path.Value ?? "";
-            if (options.ApiKey is { } key && path != "/health" &&
+            if (options.ApiKey is { } key && path != "/health" && !path.StartsWith("/openapi", StringComparison.Ordinal) &&
                 context.Request.Headers.Authorization.ToString() != $"Bearer {key}")
             {
                 await Write(context, new ApiError(HttpStatusCode.Unauthorized, "Missing or wrong API key (Authorization: Bearer <key>)."));
@@ -60,36 +66,31 @@ public static class ServerApp
         });
         app.UseHttpMetrics();
 
-        app.MapGet("/health", () => Results.Ok());
+        app.MapGet("/health", () => llm.Scheduler.IsRunning ? Results.Ok() : Results.StatusCode(503));
         app.MapMetrics("/metrics");
         app.MapGet("/v1/models", () => Results.Json(new
         {
             @object = "list",
             data = new[] { new { id = options.Name, @object = "model", created = Now(), owned_by = "tokenembed", root = options.Model, max_model_len = llm.MaxModelLength } },
         }));
-        app.MapPost("/tokenize", Handle(async c =>
+        app.MapPost("/tokenize", async (HttpContext c, CancellationToken _) =>
         {
             var body = await Body(c, options, llm);
             var prompt = RequestParsing.String(body, "prompt") ?? throw ApiError.Bad("'prompt' is required.", "prompt");
             var tokens = llm.Tokenize(prompt);
             return Results.Json(new { count = tokens.Count, max_model_len = llm.MaxModelLength, tokens });
-        }));
-        app.MapPost("/pooling", Handle(c => Pooling(c, options, llm)));
-        app.MapPost("/v1/embeddings", Handle(c => Embeddings(c, options, llm)));
-        app.MapPost("/score", Handle(c => Score(c, options, llm)));
-        app.MapPost("/v1/score", Handle(c => Score(c, options, llm)));
+        });
+        // (HttpContext, CancellationToken) handlers: route handlers whose IResult is written (a lone HttpContext parameter
+        // would make them plain request delegates), and that the OpenAPI document lists.
+        app.MapPost("/pooling", (HttpContext c, CancellationToken _) => Pooling(c, options, llm));
+        app.MapPost("/v1/embeddings", (HttpContext c, CancellationToken _) => Embeddings(c, options, llm));
+        app.MapPost("/score", (HttpContext c, CancellationToken _) => Score(c, options, llm));
+        app.MapPost("/v1/score", (HttpContext c, CancellationToken _) => Score(c, options, llm));
         foreach (var route in new[] { "/rerank", "/v1/rerank", "/v2/rerank" })
-            app.MapPost(route, Handle(c => Rerank(c, options, llm)));
+            app.MapPost(route, (HttpContext c, CancellationToken _) => Rerank(c, options, llm));
         app.MapFallback((HttpContext c) => Write(c, new ApiError(HttpStatusCode.NotFound, $"No route {c.Request.Method} {c.Request.Path}.")));
         return app;
     }
-
-    /// <summary>A request delegate that runs <paramref name="handler"/> and writes its result.</summary>
-    private static RequestDelegate Handle(Func<HttpContext, Task<IResult>> handler) => async context =>
-    {
-        var result = await handler(context);
-        await result.ExecuteAsync(context);
-    };
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     private static string Id(string prefix) => $"{prefix}-{Guid.NewGuid():N}";

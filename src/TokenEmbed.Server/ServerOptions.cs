@@ -18,8 +18,24 @@ public sealed class ServerOptions
     /// <summary><c>auto</c>, <c>float32</c>, <c>float16</c> or <c>bfloat16</c>.</summary>
     public string DType { get; init; } = "auto";
 
+    /// <summary>The library options these flags ask for.</summary>
+    public LlmOptions ToLlmOptions()
+    {
+        var defaults = new LlmOptions();
+        return new LlmOptions
+        {
+            Device = Device,
+            DType = DType,
+            MaxBatchTokens = MaxBatchTokens ?? defaults.MaxBatchTokens,
+            MaxBatchSize = MaxNumSeqs ?? defaults.MaxBatchSize,
+        };
+    }
+
     /// <summary>The token budget of one forward batch, or null for the library's default.</summary>
     public int? MaxBatchTokens { get; init; }
+
+    /// <summary>The most prompts one forward batch may hold (vLLM's <c>--max-num-seqs</c>); 1 turns batching off. Null: the library's default.</summary>
+    public int? MaxNumSeqs { get; init; }
 
     /// <summary>The name requests must use in <c>model</c>; default the model folder as given.</summary>
     public string? ServedModelName { get; init; }
@@ -35,13 +51,13 @@ public sealed class ServerOptions
 
     /// <summary>
     /// Parses <c>serve &lt;model&gt; [--host H] [--port P] [--device D] [--dtype T] [--max-batch-tokens N]
-    /// [--served-model-name NAME] [--api-key KEY]</c>.
+    /// [--max-num-seqs N] [--served-model-name NAME] [--api-key KEY]</c>.
     /// </summary>
     /// <exception cref="ArgumentException">The arguments are malformed (the message says which).</exception>
     public static ServerOptions Parse(IReadOnlyList<string> args)
     {
         if (args.Count < 2 || args[0] != "serve")
-            throw new ArgumentException("usage: tokenembed serve <model> [--host 127.0.0.1] [--port 8000] [--device auto|cpu|cuda] [--dtype auto|float32|float16|bfloat16] [--max-batch-tokens N] [--served-model-name NAME] [--api-key KEY]");
+            throw new ArgumentException("usage: tokenembed serve <model> [--host 127.0.0.1] [--port 8000] [--device auto|cpu|cuda] [--dtype auto|float32|float16|bfloat16] [--max-batch-tokens N] [--max-num-seqs N] [--served-model-name NAME] [--api-key KEY]");
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = 2; i < args.Count; i += 2)
         {
@@ -60,6 +76,7 @@ public sealed class ServerOptions
             Device = Take("device") ?? "auto",
             DType = Take("dtype") ?? "auto",
             MaxBatchTokens = Int("max-batch-tokens"),
+            MaxNumSeqs = Int("max-num-seqs"),
             ServedModelName = Take("served-model-name"),
             ApiKey = Take("api-key"),
         };

@@ -36,6 +36,9 @@ internal sealed class Scheduler : IDisposable
     public (long Rounds, long Batches, long Requests) Counts => (Interlocked.Read(ref _rounds), Interlocked.Read(ref _batches), Interlocked.Read(ref _requests));
     private long _rounds, _batches, _requests;
 
+    /// <summary>Whether the runner is serving (false once disposed).</summary>
+    public bool IsRunning => _runner.IsAlive && !Volatile.Read(ref _stopping);
+
     /// <summary>Requests waiting for a round.</summary>
     public int Queued
     {

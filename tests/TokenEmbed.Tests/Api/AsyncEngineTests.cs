@@ -103,4 +103,58 @@ public sealed class AsyncEngineTests
         var scores = await llm.ScoreAsync(requests[0].Prompt, [requests[1].Prompt, requests[2].Prompt]);
         Assert.That(scores, Has.Count.EqualTo(2));
     }
+
+    /// <summary>8 threads × 200 mixed requests (lengths, tasks, Dimensions, Normalize) equal the sequential results; no tensor is left behind.</summary>
+    [Test]
+    public async Task EightThreadsOfTwoHundredMixedRequestsEqualTheSequentialResults()
+    {
+        using var llm = new Llm(Golden, new LlmOptions { Device = "cpu", MaxBatchTokens = 512 });
+        var rng = new Random(7);
+        var requests = Enumerable.Range(0, 1600).Select(i => (Prompt: P(i, 2 + rng.Next(40)),
+            Params: new PoolingParams { Dimensions = rng.Next(3) == 0 ? 8 + rng.Next(40) : null, Normalize = rng.Next(2) == 0 },
+            Task: rng.Next(4) == 0 ? PoolingTask.Embed : PoolingTask.TokenEmbed)).ToArray();
+        var sequential = requests.Select(r => llm.Encode(r.Prompt, r.Task, r.Params)[0].Outputs).ToArray();
+        var live = TorchSharp.torch.Tensor.TotalCount;   // process-wide: the awaits continue on other threads
+        var results = new PoolingOutput[requests.Length];
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(t => Task.Run(async () =>
+        {
+            for (var i = t; i < requests.Length; i += 8)
+                results[i] = (await llm.EncodeAsync(requests[i].Prompt, requests[i].Task, requests[i].Params))[0].Outputs;
+        })));
+        var max = 0f;
+        for (var i = 0; i < requests.Length; i++)
+        {
+            Assert.That(results[i].Shape, Is.EqualTo(sequential[i].Shape), $"request {i}");
+            max = Math.Max(max, Reference.MaxAbsDiff(results[i].Data, sequential[i].Data));
+        }
+        var c = llm.Scheduler.Counts;
+        TestContext.Out.WriteLine($"1600 requests from 8 threads vs sequential: max |diff| = {max:E2}; {c.Requests} prompts in {c.Batches} batches " +
+                                  $"({(double)c.Requests / c.Batches:F1} per batch, the sequential ones included)");
+        Assert.That(max, Is.LessThanOrEqualTo(1e-5f));
+        Assert.That(TorchSharp.torch.Tensor.TotalCount, Is.LessThanOrEqualTo(live), "no tensors left behind by the concurrent requests");
+    }
+
+    /// <summary>Disposing while requests are in flight: every caller completes (a result or ObjectDisposedException), nothing hangs, the weights are freed.</summary>
+    [Test]
+    public async Task DisposeWhileBusyNeitherHangsNorLeaks()
+    {
+        // Process-wide counts (Dispose runs on another thread). TorchSharp counts a tensor moved into a Parameter as live
+        // forever, so a quiet load + dispose leaves a constant residue; a busy dispose must leave exactly the same.
+        var quietStart = TorchSharp.torch.Tensor.TotalCount;
+        new Llm(Golden, new LlmOptions { Device = "cpu" }).Dispose();
+        var residue = TorchSharp.torch.Tensor.TotalCount - quietStart;
+        var before = TorchSharp.torch.Tensor.TotalCount;
+        var llm = new Llm(Golden, new LlmOptions { Device = "cpu", MaxBatchTokens = 64 });
+        var tasks = Enumerable.Range(0, 400).Select(i => Task.Run(() => llm.EncodeAsync(P(i, 5 + i % 30), PoolingTask.TokenEmbed))).ToArray();
+        while (llm.Scheduler.Counts.Batches == 0) await Task.Delay(1);   // busy: the first batch has started
+        var dispose = Task.Run(llm.Dispose);
+        Assert.That(await Task.WhenAny(Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => 0))), Task.Delay(TimeSpan.FromSeconds(60))),
+            Is.Not.TypeOf<Task<Task>>().Or.Property("IsCompleted").True);
+        Assert.That(dispose.Wait(TimeSpan.FromSeconds(60)), Is.True, "Dispose returns");
+        var done = tasks.Count(t => t.IsCompletedSuccessfully);
+        var disposed = tasks.Count(t => t.IsFaulted && t.Exception!.InnerException is ObjectDisposedException);
+        TestContext.Out.WriteLine($"dispose while busy: {done} completed, {disposed} failed with ObjectDisposedException");
+        Assert.That(done + disposed, Is.EqualTo(tasks.Length), "every caller got an answer");
+        Assert.That(TorchSharp.torch.Tensor.TotalCount - before, Is.LessThanOrEqualTo(residue), "the weights and every batch's tensors are freed");
+    }
 }

@@ -179,6 +179,14 @@ public sealed class ServerTests
     }
 
     [Test]
+    public async Task OpenApiDocumentListsTheEndpoints()
+    {
+        var doc = await _http.GetFromJsonAsync<JsonElement>("/openapi/v1.json");
+        var paths = doc.GetProperty("paths").EnumerateObject().Select(p => p.Name).ToArray();
+        Assert.That(paths, Is.SupersetOf(new[] { "/pooling", "/score", "/rerank", "/v1/embeddings", "/v1/models", "/tokenize", "/health" }));
+    }
+
+    [Test]
     public async Task TooManyInputsIs413()
     {
         var many = string.Join(",", Enumerable.Repeat("\"x\"", 65));
@@ -197,6 +205,61 @@ public sealed class ServerTests
             Assert.That(responses[i].Status, Is.EqualTo(HttpStatusCode.OK));
             Assert.That(Floats(responses[i].Body.GetProperty("data")[0].GetProperty("data")), Is.EqualTo(expected[i]).Within(1e-5f));
         }
+    }
+}
+
+/// <summary>The server as a real process on a loopback port: started as `tokenembed serve`, answering /health, /pooling and a bad request.</summary>
+[NonParallelizable]
+public sealed class ServerProcessTests
+{
+    [Test]
+    public async Task ServeOnALoopbackPort()
+    {
+        var dll = Path.Combine(TestContext.CurrentContext.TestDirectory, "TokenEmbed.Server.dll");
+        var port = FreePort();
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { dll, "serve", TestPaths.Fixture("goldens", "bert"), "--port", port.ToString(), "--device", "cpu", "--served-model-name", "bert" },
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        using var process = System.Diagnostics.Process.Start(start)!;
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            while (true)
+            {
+                try
+                {
+                    if ((await http.GetAsync("/health")).IsSuccessStatusCode) break;
+                }
+                catch (HttpRequestException) { }
+                if (process.HasExited) Assert.Fail($"the server exited: {await process.StandardError.ReadToEndAsync()}");
+                Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(60)), "the server did not come up");
+                await Task.Delay(200);
+            }
+            var ok = await http.PostAsync("/pooling", new StringContent("""{"model": "bert", "input": [[2, 5, 3]]}""", Encoding.UTF8, "application/json"));
+            Assert.That(ok.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            using var llm = new Llm(TestPaths.Fixture("goldens", "bert"), new LlmOptions { Device = "cpu" });
+            var body = JsonDocument.Parse(await ok.Content.ReadAsStringAsync()).RootElement;
+            var served = body.GetProperty("data")[0].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+            Assert.That(served, Is.EqualTo(llm.Encode(Prompt.FromTokenIds([2, 5, 3]), PoolingTask.Embed)[0].Outputs.Data).Within(1e-6f), "BertModel: Embed by default");
+            var bad = await http.PostAsync("/pooling", new StringContent("""{"input": 5}""", Encoding.UTF8, "application/json"));
+            Assert.That(bad.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+            Assert.That((await http.GetAsync("/health")).StatusCode, Is.EqualTo(HttpStatusCode.OK), "still serving");
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
 
@@ -222,10 +285,25 @@ public sealed class ServerApiKeyTests
     }
 
     [Test]
+    public async Task HealthIs503OnceTheEngineHasStopped()
+    {
+        var llm = new Llm(TestPaths.Fixture("goldens", "bert"), new LlmOptions { Device = "cpu" });
+        await using var app = ServerApp.Create(new ServerOptions { Model = "bert" }, llm, b => b.WebHost.UseTestServer());
+        await app.StartAsync();
+        using var http = app.GetTestClient();
+        Assert.That((await http.GetAsync("/health")).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        llm.Dispose();
+        Assert.That((await http.GetAsync("/health")).StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+        var r = await http.PostAsync("/pooling", new StringContent("""{"input": [[2, 5, 3]]}""", Encoding.UTF8, "application/json"));
+        Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+    }
+
+    [Test]
     public void ServeArgumentsParseLikeVllm()
     {
-        var o = ServerOptions.Parse(["serve", "/models/x", "--host", "0.0.0.0", "--port", "9000", "--device", "cpu", "--max-batch-tokens", "4096", "--served-model-name", "x", "--api-key", "k"]);
+        var o = ServerOptions.Parse(["serve", "/models/x", "--host", "0.0.0.0", "--port", "9000", "--device", "cpu", "--max-batch-tokens", "4096", "--max-num-seqs", "1", "--served-model-name", "x", "--api-key", "k"]);
         Assert.That((o.Model, o.Host, o.Port, o.Device, o.MaxBatchTokens, o.Name, o.ApiKey), Is.EqualTo(("/models/x", "0.0.0.0", 9000, "cpu", (int?)4096, "x", "k")));
+        Assert.That((o.ToLlmOptions().MaxBatchSize, o.ToLlmOptions().MaxBatchTokens), Is.EqualTo((1, 4096)));
         Assert.That(() => ServerOptions.Parse(["serve"]), Throws.ArgumentException);
         Assert.That(() => ServerOptions.Parse(["serve", "m", "--port", "x"]), Throws.ArgumentException.With.Message.Contains("--port"));
         Assert.That(() => ServerOptions.Parse(["serve", "m", "--bogus", "1"]), Throws.ArgumentException.With.Message.Contains("--bogus"));
