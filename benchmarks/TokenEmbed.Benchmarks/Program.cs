@@ -2,9 +2,17 @@ using BenchmarkDotNet.Running;
 
 namespace TokenEmbed.Benchmarks;
 
-/// <summary>Runs the benchmarks: <c>dotnet run -c Release --project benchmarks/TokenEmbed.Benchmarks -- --filter '*'</c>.</summary>
+/// <summary>
+/// Runs the benchmarks: <c>dotnet run -c Release --project benchmarks/TokenEmbed.Benchmarks -- --filter '*'</c>; with
+/// <c>-- load [seconds]</c>, the server load test (<see cref="ServerLoad"/>).
+/// </summary>
 public static class Program
 {
     /// <summary>Entry point; arguments go to BenchmarkDotNet's switcher.</summary>
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    public static int Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "load") return ServerLoad.RunAsync(args).GetAwaiter().GetResult();
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
 }

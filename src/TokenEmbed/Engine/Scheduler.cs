@@ -4,17 +4,14 @@ namespace TokenEmbed.Engine;
 
 /// <summary>
 /// One runner thread per model that batches requests from many callers: callers prepare their prompts on their own
-/// threads and enqueue them; the runner takes everything that arrived within a short collection window (a round), sorts
-/// it longest-first into batches under the token budget, runs each batch and completes every caller with its own pooled
-/// outputs. A round is closed when it starts, so a request never waits behind requests that arrived after it beyond the
-/// current round. A request cancelled before its batch runs is removed; one cancelled during its batch has its result
+/// threads and enqueue them; the runner takes everything queued when it becomes free (a round; under load it first waits a
+/// 1 ms window; what arrives while a round runs forms the next one), sorts it longest-first into batches under the token budget, runs each batch and completes
+/// every caller with its own pooled outputs. A round is closed when it starts, so a request never waits behind requests
+/// that arrived after it beyond the current round. A request cancelled before its batch runs is removed; one cancelled during its batch has its result
 /// dropped. Disposing fails pending requests with <see cref="ObjectDisposedException"/> and returns once the runner has stopped.
 /// </summary>
 internal sealed class Scheduler : IDisposable
 {
-    /// <summary>How long the runner waits for more requests once the first of a round has arrived.</summary>
-    private static readonly TimeSpan CollectionWindow = TimeSpan.FromMilliseconds(1);
-
     private sealed class Item(TokenizedPrompt prompt, PoolingRequest request, int index, CancellationToken cancellation)
     {
         public TokenizedPrompt Prompt { get; } = prompt;
@@ -25,7 +22,11 @@ internal sealed class Scheduler : IDisposable
         public TaskCompletionSource<PoolingOutput> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
+    /// <summary>How long the runner waits for more requests, under load, once a round's first request is there.</summary>
+    private static readonly TimeSpan CollectionWindow = TimeSpan.FromMilliseconds(1);
+
     private readonly EncodeEngine _engine;
+    private int _lastRound;
     private readonly object _gate = new();
     private readonly List<Item> _pending = [];
     private readonly Thread _runner;
@@ -93,10 +94,16 @@ internal sealed class Scheduler : IDisposable
             lock (_gate)
             {
                 if (_stopping) break;
-                // A short window so that concurrent callers share a round (each arrival pulses; keep waiting until it ends).
-                var end = DateTime.UtcNow + CollectionWindow;
-                for (var wait = CollectionWindow; wait > TimeSpan.Zero && !_stopping; wait = end - DateTime.UtcNow) Monitor.Wait(_gate, wait);
+                // Under load (the last round had several requests, or several are queued) wait a short window so that
+                // concurrent callers share the round; a lone request at low load runs at once (no added latency). What
+                // arrives while a round runs forms the next one.
+                if (_lastRound > 1 || _pending.Count > 1)
+                {
+                    var end = DateTime.UtcNow + CollectionWindow;
+                    for (var wait = CollectionWindow; wait > TimeSpan.Zero && !_stopping; wait = end - DateTime.UtcNow) Monitor.Wait(_gate, wait);
+                }
                 round = [.. _pending];
+                _lastRound = round.Count;
                 _pending.Clear();
             }
             try
