@@ -68,11 +68,17 @@ internal static class RequestParsing
     /// <summary>The pooling parameters vLLM's requests carry: dimensions, normalize (or use_activation), truncate_prompt_tokens.</summary>
     public static PoolingParams Params(JsonElement body)
     {
-        var type = String(body, "input_type") ?? String(body, "embedding_mode");
-        if (type is not (null or "plain"))
-            throw ApiError.Bad($"input_type '{type}' is not supported by this server yet (PyLate-style query/document encoding); omit it for vLLM's plain encoding.", "input_type");
+        // vLLM PR #44530 calls it embedding_mode; both spellings are accepted.
+        var type = (String(body, "input_type") ?? String(body, "embedding_mode")) switch
+        {
+            null or "plain" => (InputType?)null,
+            "query" => InputType.Query,
+            "document" => InputType.Document,
+            var other => throw ApiError.Bad($"input_type '{other}' is not supported (query, document, plain).", "input_type"),
+        };
         return new PoolingParams
         {
+            InputType = type,
             Dimensions = Int(body, "dimensions"),
             Normalize = Bool(body, "normalize") ?? Bool(body, "use_activation"),
             TruncatePromptTokens = Int(body, "truncate_prompt_tokens"),

@@ -341,9 +341,23 @@ public sealed class Llm : IDisposable
     private async Task<IReadOnlyList<ScoringRequestOutput>> ScoreCoreAsync(IReadOnlyList<Prompt> queries, IReadOnlyList<Prompt> documents, PoolingParams? p, CancellationToken cancellationToken)
     {
         if (documents.Count == 0) return [];
-        var all = queries.Concat(documents).ToArray();
         var lateInteraction = _model.Pooler.IsLateInteraction;
-        var encoded = await EncodeAsync(all, lateInteraction ? PoolingTask.TokenEmbed : PoolingTask.Embed, p, cancellationToken).ConfigureAwait(false);
+        var task = lateInteraction ? PoolingTask.TokenEmbed : PoolingTask.Embed;
+        IReadOnlyList<PoolingRequestOutput> encoded;
+        switch (p?.InputType)
+        {
+            case null or InputType.Plain:
+                encoded = await EncodeAsync(queries.Concat(documents).ToArray(), task, p, cancellationToken).ConfigureAwait(false);
+                break;
+            case InputType.Query:
+                // PyLate scoring: the first side encoded as queries, the second as documents (both in flight together).
+                var asQueries = EncodeAsync(queries, task, With(p, InputType.Query), cancellationToken);
+                var asDocuments = EncodeAsync(documents, task, With(p, InputType.Document), cancellationToken);
+                encoded = [.. await asQueries.ConfigureAwait(false), .. await asDocuments.ConfigureAwait(false)];
+                break;
+            default:
+                throw new ArgumentException("For Score, PoolingParams.InputType Query means 'the first side are queries, the second documents'; Document alone is not meaningful.", nameof(p));
+        }
         var scores = new ScoringRequestOutput[documents.Count];
         for (var i = 0; i < documents.Count; i++)
         {
@@ -354,6 +368,9 @@ public sealed class Llm : IDisposable
         }
         return scores;
     }
+
+    private static PoolingParams With(PoolingParams p, InputType type) =>
+        new() { Dimensions = p.Dimensions, Normalize = p.Normalize, TruncatePromptTokens = p.TruncatePromptTokens, InputType = type };
 
     private static float Cosine(float[] a, float[] b)
     {

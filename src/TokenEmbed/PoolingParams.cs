@@ -19,4 +19,13 @@ public sealed class PoolingParams
     /// tokenizer with <c>truncation_side="left"</c> does); token-id prompts keep their last <c>k</c> ids.
     /// </summary>
     public int? TruncatePromptTokens { get; init; }
+
+    /// <summary>
+    /// <see cref="TokenEmbed.InputType.Query"/> or <see cref="TokenEmbed.InputType.Document"/> encode text the way PyLate does,
+    /// with the folder's settings (<c>config_sentence_transformers.json</c>, colbert-ai's <c>artifact.metadata</c>, else
+    /// PyLate's defaults with <c>[unused0]</c> / <c>[unused1]</c> prefixes). <see langword="null"/> or
+    /// <see cref="TokenEmbed.InputType.Plain"/>: vLLM's plain encoding. For <c>Score</c>, <see cref="TokenEmbed.InputType.Query"/>
+    /// means "the first side are queries, the second documents".
+    /// </summary>
+    public InputType? InputType { get; init; }
 }

@@ -89,14 +89,16 @@ internal sealed class EncodeEngine
         var idData = new long[b * t];
         var maskData = new long[b * t];
         // Padded positions are masked; their id only has to be a valid row of the embedding table.
-        var pad = _model.Tokenizer?.PadTokenId is { } p && (uint)p < (uint)_model.VocabSize ? p : 0;
+        var pad = _model.Backbone.PaddingId is { } bp && (uint)bp < (uint)_model.VocabSize ? bp
+            : _model.Tokenizer?.PadTokenId is { } p && (uint)p < (uint)_model.VocabSize ? p : 0;
         for (var r = 0; r < b; r++)
         {
             var seq = ids[r];
+            var attend = prompts[r].Attend;
             for (var j = 0; j < t; j++)
             {
                 idData[r * t + j] = j < seq.Length ? seq[j] : pad;
-                maskData[r * t + j] = j < seq.Length ? 1 : 0;
+                maskData[r * t + j] = j < seq.Length && (attend is null || attend[j]) ? 1 : 0;
             }
         }
 
@@ -106,6 +108,6 @@ internal sealed class EncodeEngine
         var inputIds = tensor(idData, [b, t]).to(device);
         var mask = tensor(maskData, [b, t]).to(device);
         var hidden = _model.Backbone.Forward(new ModelInput(inputIds, mask, Pixels: Pixels(prompts, device))).to(ScalarType.Float32);
-        return _model.Pooler.Pool(hidden, mask, ids, requests);
+        return _model.Pooler.Pool(hidden, mask, ids, requests, prompts.Select(p => p.Keep).ToArray());
     }
 }

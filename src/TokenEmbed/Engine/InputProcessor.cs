@@ -5,7 +5,11 @@ using TokenEmbed.Tokenization;
 namespace TokenEmbed.Engine;
 
 /// <summary>A prompt as the model runs it: token ids (image pads expanded) and its processed images, in order.</summary>
-internal sealed record TokenizedPrompt(int[] Ids, ProcessedImage[] Images);
+/// <param name="Ids">The token ids.</param>
+/// <param name="Images">The processed images, in placeholder order.</param>
+/// <param name="Attend">Per token, whether it is attended (PyLate's unattended query expansion); null = every token.</param>
+/// <param name="Keep">Per token, whether its vector is returned (PyLate's document skiplist); null = every vector.</param>
+internal sealed record TokenizedPrompt(int[] Ids, ProcessedImage[] Images, bool[]? Attend = null, bool[]? Keep = null);
 
 /// <summary>
 /// The input stage: turns each <see cref="Prompt"/> into what the model runs on (tokenize once, expand image placeholders,
@@ -13,6 +17,8 @@ internal sealed record TokenizedPrompt(int[] Ids, ProcessedImage[] Images);
 /// </summary>
 internal sealed class InputProcessor(PoolingModel model)
 {
+    private readonly QueryDocumentEncoder _modes = new(model);
+
     /// <summary>The text that stands for one image in front of a <see cref="Prompt.FromImage"/> prompt (Qwen3-VL's tokens).</summary>
     private const string ImagePlaceholder = "<|vision_start|><|image_pad|><|vision_end|>";
 
@@ -45,6 +51,17 @@ internal sealed class InputProcessor(PoolingModel model)
 
     private TokenizedPrompt Process(Prompt prompt, int index, int? keep, PoolingParams? p)
     {
+        if (p?.InputType is InputType.Query or InputType.Document)
+        {
+            if (prompt.Images.Count > 0)
+                throw new ArgumentException($"Prompt {index}: query / document encoding takes text or token ids, not images.", nameof(prompt));
+            if (keep is not null)
+                throw new ArgumentException("PoolingParams.TruncatePromptTokens does not apply with InputType Query or Document (their lengths are query_length / document_length).", nameof(p));
+            var encoded = prompt.Text is { } t
+                ? _modes.Encode(RequireTokenizer().Encode(t, addSpecialTokens: false), hasSpecials: false, p.InputType.Value)
+                : _modes.Encode(prompt.TokenIds!.ToArray(), hasSpecials: true, p.InputType.Value);
+            return Validated(encoded, prompt, index);
+        }
         var images = ProcessImages(prompt, index);
         int[] ids;
         if (prompt.Text is { } text)
@@ -73,14 +90,19 @@ internal sealed class InputProcessor(PoolingModel model)
         }
         if (images.Length > 0 || model.Backbone is IVisionBackbone)
             ids = ExpandImages(ids, images, prompt.Text != null, index, keep);
-        // Token-id prompts, and tokenizers whose vocabulary is larger than the model's embedding table.
-        foreach (var id in ids)
+        return Validated(new TokenizedPrompt(ids, images), prompt, index);
+    }
+
+    /// <summary>Token-id prompts, and tokenizers whose vocabulary is larger than the model's embedding table; length limits.</summary>
+    private TokenizedPrompt Validated(TokenizedPrompt t, Prompt prompt, int index)
+    {
+        foreach (var id in t.Ids)
             if ((uint)id >= (uint)model.VocabSize)
                 throw new ArgumentOutOfRangeException(nameof(prompt), id,
                     $"Prompt {index} has token id {id}{(prompt.Text != null ? " (from the tokenizer)" : "")}, outside the model's vocabulary [0, {model.VocabSize}).");
-        if (ids.Length == 0) throw new ArgumentException($"Prompt {index} has no tokens.", nameof(prompt));
-        if (ids.Length > model.MaxModelLength) throw new PromptTooLongException(ids.Length, model.MaxModelLength, index);
-        return new TokenizedPrompt(ids, images);
+        if (t.Ids.Length == 0) throw new ArgumentException($"Prompt {index} has no tokens.", nameof(prompt));
+        if (t.Ids.Length > model.MaxModelLength) throw new PromptTooLongException(t.Ids.Length, model.MaxModelLength, index);
+        return t;
     }
 
     private ProcessedImage[] ProcessImages(Prompt prompt, int index)

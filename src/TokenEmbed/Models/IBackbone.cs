@@ -17,6 +17,9 @@ internal interface IBackbone : IDisposable
     /// <summary>The most tokens one sequence may have (position table limit), or null when unbounded.</summary>
     int? MaxPositions { get; }
 
+    /// <summary>The id padded positions must hold (RoPE-free RoBERTa positions count non-pad ids), or null when any id will do.</summary>
+    int? PaddingId => null;
+
     /// <summary>Whether attention is causal (decoders: the default pooling is LAST, padding must not shift positions).</summary>
     bool IsCausal { get; }
 

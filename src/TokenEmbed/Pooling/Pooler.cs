@@ -68,7 +68,13 @@ internal sealed class Pooler : IDisposable
     /// Pools row <c>r</c> of <paramref name="hidden"/> [B, T, H] (float32, right-padded; <paramref name="mask"/> [B, T])
     /// for <paramref name="requests"/>[r], whose prompt is <paramref name="ids"/>[r].
     /// </summary>
-    public PoolingOutput[] Pool(Tensor hidden, Tensor mask, IReadOnlyList<int[]> ids, IReadOnlyList<PoolingRequest> requests)
+    /// <param name="hidden">Float32 states [B, T, H].</param>
+    /// <param name="mask">The attention mask [B, T].</param>
+    /// <param name="ids">Each row's token ids.</param>
+    /// <param name="requests">Each row's pooling request.</param>
+    /// <param name="keeps">Per prompt, which token vectors TokenEmbed returns besides the model's own filter (a PyLate
+    /// document's skiplist), or null for all.</param>
+    public PoolingOutput[] Pool(Tensor hidden, Tensor mask, IReadOnlyList<int[]> ids, IReadOnlyList<PoolingRequest> requests, IReadOnlyList<bool[]?>? keeps = null)
     {
         using var scope = NewDisposeScope();
         var b = requests.Count;
@@ -83,7 +89,7 @@ internal sealed class Pooler : IDisposable
             Finish(tokens, tokenRows, requests, (row, data, width) =>
             {
                 var len = ids[row].Length;
-                var keep = _tokenFilter?.Invoke(ids[row]);
+                var keep = Both(_tokenFilter?.Invoke(ids[row]), keeps?[row]);
                 outputs[row] = keep == null ? new PoolingOutput(data[..(len * width)].ToArray(), [len, width]) : Kept(data, keep, width);
             });
         }
@@ -128,6 +134,9 @@ internal sealed class Pooler : IDisposable
             for (var i = 0; i < members.Length; i++) emit(rows[members[i]], all.Slice(i * rowSize, rowSize), width);
         }
     }
+
+    private static bool[]? Both(bool[]? a, bool[]? b) =>
+        a is null ? b : b is null ? a : a.Zip(b, (x, y) => x && y).ToArray();
 
     private static PoolingOutput Kept(ReadOnlySpan<float> data, bool[] keep, int width)
     {

@@ -124,6 +124,22 @@ public sealed class ServerTests
         }
     }
 
+    [TestCase("input_type")]
+    [TestCase("embedding_mode")]
+    public async Task QueryAndDocumentModesOverHttp(string field)
+    {
+        string[] docs = ["ColBERT scores with MaxSim!", "Paris is in France."];
+        var (status, body) = await Post("/score", $$"""{"queries": "how does colbert score?", "documents": ["{{docs[0]}}", "{{docs[1]}}"], "{{field}}": "query"}""");
+        Assert.That(status, Is.EqualTo(HttpStatusCode.OK), body.ToString());
+        var expected = _llm.Score("how does colbert score?", docs, new PoolingParams { InputType = InputType.Query });
+        for (var i = 0; i < 2; i++)
+            Assert.That(body.GetProperty("data")[i].GetProperty("score").GetSingle(), Is.EqualTo(expected[i].Outputs.Score).Within(1e-5f));
+        var (ok, pooled) = await Post("/pooling", $$"""{"input": "{{docs[0]}}", "task": "token_embed", "{{field}}": "document"}""");
+        Assert.That(ok, Is.EqualTo(HttpStatusCode.OK));
+        var doc = _llm.Encode(docs[0], PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document })[0].Outputs;
+        Assert.That(pooled.GetProperty("data")[0].GetProperty("data").GetArrayLength(), Is.EqualTo(doc.Shape[0]), "the '!' vector is dropped");
+    }
+
     [Test]
     public async Task RerankSortsAndCuts()
     {
@@ -161,7 +177,8 @@ public sealed class ServerTests
     [TestCase("/pooling", """{"input": "a", "task": "classify"}""", HttpStatusCode.BadRequest, "task")]
     [TestCase("/pooling", """{"input": "a", "dimensions": 4096}""", HttpStatusCode.BadRequest, null)]
     [TestCase("/pooling", """{"input": [[101, 999999]]}""", HttpStatusCode.BadRequest, null)]
-    [TestCase("/pooling", """{"input": "a", "input_type": "query"}""", HttpStatusCode.BadRequest, "input_type")]
+    [TestCase("/pooling", """{"input": "a", "input_type": "sideways"}""", HttpStatusCode.BadRequest, "input_type")]
+    [TestCase("/score", """{"queries": "a", "documents": ["b"], "input_type": "document"}""", HttpStatusCode.BadRequest, null)]
     [TestCase("/pooling", """{"model": "other", "input": "a"}""", HttpStatusCode.NotFound, "model")]
     [TestCase("/score", """{"queries": ["a", "b"], "documents": ["c", "d", "e"]}""", HttpStatusCode.BadRequest, null)]
     [TestCase("/rerank", """{"query": "a", "documents": []}""", HttpStatusCode.BadRequest, "documents")]

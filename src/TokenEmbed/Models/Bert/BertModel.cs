@@ -66,7 +66,9 @@ internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor
     {
         using var positions = input.PositionIds is not null || _positions == BertPositions.Absolute
             ? input.PositionsOrArange()
-            : PaddingOffsetPositionIds(input.InputIds, input.AttentionMask, _pad);
+            // transformers' formula on the ids alone: unattended tokens that are not padding (PyLate's query expansion)
+            // keep their positions; the engine pads with pad_token_id.
+            : PaddingOffsetPositionIds(input.InputIds, null, _pad);
         using var words = input.EmbedTokens(word_embeddings);
         using var pos = position_embeddings.forward(positions);
         using var tt = tokenTypeIds is null
@@ -247,6 +249,9 @@ internal sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>, IB
         ? _config.MaxPositionEmbeddings - _config.PadTokenId - 1
         : _config.MaxPositionEmbeddings;
     public bool IsCausal => false;
+
+    /// <summary>RoBERTa positions count the ids that are not <c>pad_token_id</c>, so padding must use it.</summary>
+    public int? PaddingId => _config.Positions == BertPositions.PaddingOffset ? _config.PadTokenId : null;
 
     /// <summary>Weights that BERT checkpoints carry and a pooling model does not use.</summary>
     public static bool IsIgnorable(string nameWithoutPrefix) =>

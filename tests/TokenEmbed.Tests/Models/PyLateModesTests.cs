@@ -1,0 +1,142 @@
+using NUnit.Framework;
+using TokenEmbed.Models;
+using TokenEmbed.Tests.Support;
+using static TorchSharp.torch;
+
+namespace TokenEmbed.Tests.Models;
+
+/// <summary>
+/// PyLate's query and document encoding (pylate/models/colbert.py tokenize / encode) on all-MiniLM-L6-v2 in HF_ColBERT
+/// layout. The expected ids and masks are written out by hand from PyLate's rules with bert-base-uncased ids ([CLS] 101,
+/// [SEP] 102, [MASK] 103, [unused0] 1, [unused1] 2, hello 7592, world 2088, "," 1010, "!" 999); the vectors are checked
+/// against the model run on exactly those ids and masks.
+/// </summary>
+[NonParallelizable]
+public sealed class PyLateModesTests
+{
+    private const int Dim = 48;
+
+    private static TempFolder Build(string? settings = null, string? artifact = null)
+    {
+        var mini = TestPaths.MiniLm;
+        var f = new TempFolder().CopyFrom(mini, Checkpoints.TokenizerFiles);
+        Checkpoints.WriteConfig(mini, f.Path, "HF_ColBERT");
+        var tensors = Checkpoints.ReadAll(mini);
+        tensors["linear.weight"] = ([Dim, 384], Reference.Gaussian(Dim * 384, 9, 0.05));
+        SafeTensorsWriter.WriteF32(f.File("model.safetensors"), tensors);
+        if (settings != null) File.WriteAllText(f.File("config_sentence_transformers.json"), settings);
+        if (artifact != null) File.WriteAllText(f.File("artifact.metadata"), artifact);
+        return f;
+    }
+
+    /// <summary>The model run on <paramref name="ids"/> with <paramref name="mask"/>: normalize(linear(h)) per token (through the internals).</summary>
+    private static float[][] Run(string folder, int[] ids, int[] mask)
+    {
+        using var model = PoolingModel.Load(folder, new LlmOptions { Device = "cpu" });
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        var t = ids.Length;
+        var m = tensor(mask.Select(x => (long)x).ToArray(), [1, t]);
+        var hidden = model.Backbone.Forward(new ModelInput(tensor(ids.Select(x => (long)x).ToArray(), [1, t]), m));
+        var request = TokenEmbed.Pooling.PoolingRequest.Resolve(PoolingTask.TokenEmbed, null, model.Pooler);
+        var o = model.Pooler.Pool(hidden, m, [ids], [request])[0];
+        return Enumerable.Range(0, o.Shape[0]).Select(i => o.Row(i).ToArray()).ToArray();
+    }
+
+    private static int[] Query(params int[] content) => [101, 1, .. content, 102];
+
+    [Test]
+    public void AQueryGetsThePrefixAndUnattendedMaskExpansionToQueryLength()
+    {
+        using var f = Build();
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        var o = llm.Encode("hello world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query })[0];
+        int[] expected = [.. Query(7592, 2088), .. Enumerable.Repeat(103, 27)];
+        Assert.That(o.PromptTokenIds, Is.EqualTo(expected), "[CLS] [unused0] hello world [SEP] + 27 × [MASK] = query_length 32");
+        Assert.That(o.Outputs.Shape, Is.EqualTo(new[] { 32, Dim }), "every query vector is kept, the expansion's too");
+        var reference = Run(f.Path, expected, [.. Enumerable.Repeat(1, 5), .. Enumerable.Repeat(0, 27)]);
+        var max = Enumerable.Range(0, 32).Max(i => Reference.MaxAbsDiff(o.Outputs.Row(i), reference[i]));
+        TestContext.Out.WriteLine($"PyLate query (expansion unattended) vs the model on those ids and mask: max |diff| = {max:E2}");
+        Assert.That(max, Is.LessThanOrEqualTo(1e-5f));
+
+        var plain = llm.Encode("hello world", PoolingTask.TokenEmbed)[0];
+        Assert.That(plain.PromptTokenIds, Is.EqualTo(new[] { 101, 7592, 2088, 102 }), "Encode without a mode stays vLLM's");
+    }
+
+    [Test]
+    public void AttendToExpansionTokensAttendsTheMasks()
+    {
+        using var f = Build("""{"query_prefix": "[unused0]", "query_length": 8, "attend_to_expansion_tokens": true}""");
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        var o = llm.Encode("hello world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query })[0];
+        int[] expected = [.. Query(7592, 2088), 103, 103, 103];
+        Assert.That(o.PromptTokenIds, Is.EqualTo(expected));
+        var attended = Run(f.Path, expected, Enumerable.Repeat(1, 8).ToArray());
+        var unattended = Run(f.Path, expected, [1, 1, 1, 1, 1, 0, 0, 0]);
+        var max = Enumerable.Range(0, 8).Max(i => Reference.MaxAbsDiff(o.Outputs.Row(i), attended[i]));
+        var other = Enumerable.Range(0, 8).Max(i => Reference.MaxAbsDiff(o.Outputs.Row(i), unattended[i]));
+        TestContext.Out.WriteLine($"attended expansion: max |diff| = {max:E2} (vs the unattended run: {other:E2})");
+        Assert.That(max, Is.LessThanOrEqualTo(1e-5f));
+        Assert.That(other, Is.GreaterThan(1e-3f), "attending the masks changes the vectors");
+    }
+
+    [Test]
+    public void WithoutExpansionAQueryKeepsItsTokens()
+    {
+        using var f = Build("""{"do_query_expansion": false, "query_prefix": "[unused0]"}""");
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        var o = llm.Encode("hello world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query })[0];
+        Assert.That(o.PromptTokenIds, Is.EqualTo(Query(7592, 2088)));
+        Assert.That(o.Outputs.Shape[0], Is.EqualTo(5));
+    }
+
+    [Test]
+    public void ADocumentGetsItsPrefixTruncationAndSkiplist()
+    {
+        using var f = Build("""{"document_prefix": "[unused1]", "document_length": 6}""");
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        var o = llm.Encode("hello, world! and more", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document })[0];
+        // room 5 → [CLS] + 3 content tokens + [SEP], then [unused1] after [CLS].
+        int[] expected = [101, 2, 7592, 1010, 2088, 102];
+        Assert.That(o.PromptTokenIds, Is.EqualTo(expected));
+        Assert.That(o.Outputs.Shape, Is.EqualTo(new[] { 5, Dim }), "the ',' vector is dropped (string.punctuation skiplist)");
+        var reference = Run(f.Path, expected, Enumerable.Repeat(1, 6).ToArray());
+        int[] kept = [0, 1, 2, 4, 5];
+        var max = Enumerable.Range(0, 5).Max(i => Reference.MaxAbsDiff(o.Outputs.Row(i), reference[kept[i]]));
+        Assert.That(max, Is.LessThanOrEqualTo(1e-5f));
+    }
+
+    [Test]
+    public void AnEmptyPrefixMeansNoneAndStanfordMetadataIsRead()
+    {
+        using (var f = Build("""{"query_prefix": "", "query_length": 6}"""))
+        using (var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" }))
+            Assert.That(llm.Encode("hello world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query })[0].PromptTokenIds,
+                Is.EqualTo(new[] { 101, 7592, 2088, 102, 103, 103 }), "no prefix: the whole length is text and expansion");
+        using (var f = Build(artifact: """{"query_token_id": "[unused0]", "doc_token_id": "[unused1]", "query_maxlen": 7, "doc_maxlen": 4, "attend_to_mask_tokens": false}"""))
+        using (var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" }))
+        {
+            Assert.That(llm.Encode("hello world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query })[0].PromptTokenIds,
+                Is.EqualTo(new[] { 101, 1, 7592, 2088, 102, 103, 103 }));
+            Assert.That(llm.Encode("hello world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document })[0].PromptTokenIds,
+                Is.EqualTo(new[] { 101, 2, 7592, 102 }));
+        }
+    }
+
+    [Test]
+    public void ScoreWithQueryModeIsMaxSimOfQueryAndDocumentEncodings()
+    {
+        using var f = Build();
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        string[] docs = ["ColBERT keeps one vector per token, and scores with MaxSim!", "Bread is made of flour."];
+        var q = llm.Encode("how does colbert score?", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query })[0].Outputs;
+        var d = llm.Encode(docs, PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document });
+        var scores = llm.Score("how does colbert score?", docs, new PoolingParams { InputType = InputType.Query });
+        for (var i = 0; i < docs.Length; i++)
+            Assert.That(scores[i].Outputs.Score, Is.EqualTo(Reference.MaxSim(q.Data, d[i].Outputs.Data, Dim)).Within(1e-4));
+        var plain = llm.Score("how does colbert score?", docs);
+        Assert.That(plain[0].Outputs.Score, Is.Not.EqualTo(scores[0].Outputs.Score).Within(1e-3), "the modes change the score");
+        Assert.That(() => llm.Score("a", docs, new PoolingParams { InputType = InputType.Document }), Throws.ArgumentException);
+        Assert.That(() => llm.Encode("a", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query, TruncatePromptTokens = 4 }), Throws.ArgumentException);
+    }
+}
