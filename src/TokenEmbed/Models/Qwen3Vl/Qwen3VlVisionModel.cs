@@ -98,43 +98,20 @@ internal sealed class Qwen3VlVisionAttention : nn.Module<Tensor, Tensor, Tensor,
     }
 }
 
-/// <summary><c>Qwen3VLVisionMLP</c>: <c>linear_fc2(act(linear_fc1(x)))</c>.</summary>
-internal sealed class Qwen3VlVisionMlp : nn.Module<Tensor, Tensor>
-{
-    private readonly Linear linear_fc1;
-    private readonly Linear linear_fc2;
-    private readonly Func<Tensor, Tensor> _act;
-
-    public Qwen3VlVisionMlp(Qwen3VlVisionSpec s) : base("mlp")
-    {
-        linear_fc1 = Nn.Linear(s.HiddenSize, s.IntermediateSize);
-        linear_fc2 = Nn.Linear(s.IntermediateSize, s.HiddenSize);
-        _act = Activations.Get(s.HiddenAct);
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor x)
-    {
-        using var a = linear_fc1.forward(x);
-        using var g = _act(a);
-        return linear_fc2.forward(g);
-    }
-}
-
 /// <summary><c>Qwen3VLVisionBlock</c>: pre-norm attention and MLP (LayerNorm eps 1e-6).</summary>
 internal sealed class Qwen3VlVisionBlock : nn.Module<Tensor, Tensor, Tensor, IReadOnlyList<int>, Tensor>
 {
     private readonly LayerNorm norm1;
     private readonly LayerNorm norm2;
     private readonly Qwen3VlVisionAttention attn;
-    private readonly Qwen3VlVisionMlp mlp;
+    private readonly FeedForward mlp;   // Qwen3VLVisionMLP: linear_fc2(act(linear_fc1(x)))
 
     public Qwen3VlVisionBlock(Qwen3VlVisionSpec s) : base("block")
     {
         norm1 = Nn.LayerNorm(s.HiddenSize, 1e-6);
         norm2 = Nn.LayerNorm(s.HiddenSize, 1e-6);
         attn = new Qwen3VlVisionAttention(s);
-        mlp = new Qwen3VlVisionMlp(s);
+        mlp = new FeedForward("linear_fc1", "linear_fc2", s.HiddenSize, s.IntermediateSize, s.HiddenAct);
         RegisterComponents();
     }
 

@@ -63,42 +63,19 @@ internal sealed class JinaMha : nn.Module<Tensor, Tensor?, (Tensor Cos, Tensor S
     }
 }
 
-/// <summary><c>Mlp</c>: <c>fc2(gelu(fc1(x)))</c>.</summary>
-internal sealed class JinaMlp : nn.Module<Tensor, Tensor>
-{
-    private readonly Linear fc1;
-    private readonly Linear fc2;
-    private readonly Func<Tensor, Tensor> _act;
-
-    public JinaMlp(JinaRobertaConfig c) : base("mlp")
-    {
-        fc1 = Nn.Linear(c.HiddenSize, c.IntermediateSize);
-        fc2 = Nn.Linear(c.IntermediateSize, c.HiddenSize);
-        _act = Activations.Get(c.HiddenAct);
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor x)
-    {
-        using var a = fc1.forward(x);
-        using var g = _act(a);
-        return fc2.forward(g);
-    }
-}
-
 /// <summary><c>Block</c> with <c>prenorm=False</c>: <c>norm1(x + mixer(x))</c>, then <c>norm2(h + mlp(h))</c>.</summary>
 internal sealed class JinaBlock : nn.Module<Tensor, Tensor?, (Tensor Cos, Tensor Sin), Tensor>
 {
     private readonly JinaMha mixer;
     private readonly LayerNorm norm1;
-    private readonly JinaMlp mlp;
+    private readonly FeedForward mlp;   // Jina Mlp: fc2(act(fc1(x)))
     private readonly LayerNorm norm2;
 
     public JinaBlock(JinaRobertaConfig c) : base("layer")
     {
         mixer = new JinaMha(c);
         norm1 = Nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
-        mlp = new JinaMlp(c);
+        mlp = new FeedForward("fc1", "fc2", c.HiddenSize, c.IntermediateSize, c.HiddenAct);
         norm2 = Nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
         RegisterComponents();
     }
