@@ -37,9 +37,14 @@ public class EncodeThroughputBenchmarks
     [Params(2)]
     public int Threads { get; set; }
 
-    /// <summary>TokenEmbed's compute dtype (ONNX Runtime always runs the fp32 graph). bfloat16 uses AVX512-BF16 / AMX where the CPU has it.</summary>
-    [Params("float32", "bfloat16")]
-    public string DType { get; set; } = "float32";
+    /// <summary>
+    /// TokenEmbed's compute dtype and CPU matmul path (ONNX Runtime always runs the fp32 graph): <c>float32</c> (the automatic
+    /// path, <see cref="CpuMatmulPath.Auto"/>), <c>float32-default</c> (forced libtorch default GEMM) and <c>bfloat16</c>.
+    /// </summary>
+    [Params("float32", "float32-default", "bfloat16")]
+    public string Mode { get; set; } = "float32";
+
+    private string DType => Mode.StartsWith("float32", StringComparison.Ordinal) ? "float32" : Mode;
 
     [GlobalSetup]
     public void Setup()
@@ -47,7 +52,8 @@ public class EncodeThroughputBenchmarks
         var ids = MiniLmTokenIds.Make(Prompts, Length, seed: 1);
         _prompts = ids.Select(Prompt.FromTokenIds).ToArray();
         (_ids, _mask) = MiniLmTokenIds.ToBatch(ids);
-        _llm = new Llm(ModelPaths.MiniLm, new LlmOptions { Device = "cpu", NumThreads = Threads, DType = DType });
+        _llm = new Llm(ModelPaths.MiniLm, BenchOptions.For(Mode, Threads));
+        Console.WriteLine($"// backend: {_llm.Backend}");
         _ort = new OnnxMiniLm(Threads);
         // Same model, same ids: check once that both engines agree before timing them.
         var ours = _llm.Encode(_prompts.Take(2).ToArray(), PoolingTask.TokenEmbed, new PoolingParams { Normalize = false });

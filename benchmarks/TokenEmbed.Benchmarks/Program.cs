@@ -11,6 +11,7 @@ public static class Program
     /// <summary>Entry point; arguments go to BenchmarkDotNet's switcher.</summary>
     public static int Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "compare") return CompareRun.Run(args);
         if (args.Length > 0 && args[0] == "load") return ServerLoad.RunAsync(args).GetAwaiter().GetResult();
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;

@@ -76,6 +76,12 @@ public sealed class Llm : IDisposable
     /// <summary>The device the model runs on, e.g. <c>cpu</c> or <c>cuda:0</c>.</summary>
     public string Device => _model.Device.ToString();
 
+    /// <summary>
+    /// What runs the model: device, compute dtype and, on the CPU in float32, the matmul path with its self-test figures and the
+    /// CPU (e.g. <c>cpu, float32, matmul: oneDNN (self-test max relative error 2.0E-007, …; AMD EPYC (AuthenticAMD; AVX-512))</c>).
+    /// </summary>
+    public string Backend => _model.Matmul.Description;
+
     /// <summary>Whether <see cref="Score(string, string, PoolingParams?)"/> uses late interaction (MaxSim) rather than cosine similarity.</summary>
     public bool IsLateInteraction => _model.Pooler.IsLateInteraction;
 

@@ -1,3 +1,4 @@
+using TokenEmbed.Models.Layers;
 using TokenEmbed.Models;
 using TokenEmbed.Pooling;
 using static TorchSharp.torch;
@@ -13,6 +14,12 @@ internal sealed class EncodeEngine
 {
     private readonly PoolingModel _model;
     private readonly int _maxBatchTokens;
+
+    /// <summary>The default token budget of a CPU forward (<see cref="LlmOptions.MaxBatchTokens"/>).</summary>
+    public const int CpuBatchTokens = 2048;
+
+    /// <summary>The default token budget of a CUDA forward.</summary>
+    public const int CudaBatchTokens = 16384;
     private readonly int _maxBatchSize;
 
     public EncodeEngine(PoolingModel model, LlmOptions options)
@@ -20,7 +27,7 @@ internal sealed class EncodeEngine
         if (options.MaxBatchTokens <= 0) throw new ArgumentOutOfRangeException(nameof(options), options.MaxBatchTokens, "LlmOptions.MaxBatchTokens must be positive.");
         if (options.MaxBatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), options.MaxBatchSize, "LlmOptions.MaxBatchSize must be positive.");
         _model = model;
-        _maxBatchTokens = options.MaxBatchTokens;
+        _maxBatchTokens = options.MaxBatchTokens ?? (model.Device.type == TorchSharp.DeviceType.CPU ? CpuBatchTokens : CudaBatchTokens);
         _maxBatchSize = options.MaxBatchSize;
     }
 
@@ -104,6 +111,7 @@ internal sealed class EncodeEngine
 
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
+        using var gemm = Gemm.Use(_model.Matmul.UseOneDnn);
         var device = _model.Device;
         var inputIds = tensor(idData, [b, t]).to(device);
         var mask = tensor(maskData, [b, t]).to(device);

@@ -24,6 +24,9 @@ namespace TokenEmbed.Models;
 internal sealed record PoolingModel(PoolingArchitecture Architecture, IBackbone Backbone, Pooler Pooler, int MaxModelLength, Device Device,
     TextTokenizer? Tokenizer, ModelFolder Folder, Qwen2VlImageProcessor? Images = null) : IDisposable
 {
+    /// <summary>How the CPU float32 linear layers run (<see cref="LlmOptions.CpuMatmul"/>), with the line <see cref="Llm.Backend"/> shows.</summary>
+    public MatmulPath Matmul { get; init; } = MatmulPath.NotApplicable("");
+
     /// <summary>The number of token ids the embedding table holds.</summary>
     public int VocabSize => Backbone.VocabSize;
 
@@ -61,11 +64,17 @@ internal sealed record PoolingModel(PoolingArchitecture Architecture, IBackbone 
             pooler = architecture.BuildPooler(new HeadContext(folder, backbone, weights, consumed));
             RejectUnexpected(weights, consumed, prefix, family, architecture, folder.Path);
             backbone.To(device, dtype);
+            if (backbone is TorchSharp.torch.nn.Module root) foreach (var m in root.modules()) (m as IFusable)?.Fuse();
             pooler.To(device);
             var images = backbone is IVisionBackbone v
                 ? Qwen2VlImageProcessor.Load(folder.Path, v.PatchGeometry.Patch, v.PatchGeometry.Temporal, v.PatchGeometry.Merge)
                 : null;
-            return new PoolingModel(architecture, backbone, pooler, MaxLength(backbone, folder, options), device, TokenizerLoader.FromFolder(folder.Path), folder, images);
+            var logger = (options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("TokenEmbed");
+            var matmul = MatmulSelection.Choose(options.CpuMatmul, device, dtype, logger);
+            return new PoolingModel(architecture, backbone, pooler, MaxLength(backbone, folder, options), device, TokenizerLoader.FromFolder(folder.Path), folder, images)
+            {
+                Matmul = matmul,
+            };
         }
         catch (Exception e) when (e is System.Runtime.InteropServices.ExternalException or OutOfMemoryException or InsufficientMemoryException)
         {

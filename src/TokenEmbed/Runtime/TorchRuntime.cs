@@ -46,10 +46,31 @@ internal static class TorchRuntime
                         $"it cannot switch to '{torchLibPath}' in the same process.");
                 return;
             }
-            if (OperatingSystem.IsLinux()) LoadLinux(torchLibPath);
+            if (OperatingSystem.IsLinux())
+            {
+                LoadLinux(torchLibPath);
+                NativeHeap.KeepTensorMemory();
+            }
             else if (torchLibPath != null) LoadFromTorchLib(torchLibPath, ".dll", "");
             _initialized = true;
         }
+    }
+
+    /// <summary>
+    /// The address of native symbol <paramref name="name"/> in the loaded libtorch (the libraries loaded here, else
+    /// <c>torch_cpu</c> as the platform resolves it next to TorchSharp), or <see cref="IntPtr.Zero"/> when no library exports it.
+    /// </summary>
+    public static IntPtr FindExport(string name)
+    {
+        lock (Gate)
+        {
+            foreach (var h in Handles)
+                if (NativeLibrary.TryGetExport(h, name, out var address)) return address;
+        }
+        foreach (var lib in new[] { "libtorch_cpu.so", "torch_cpu", "libtorch_cpu.dylib" })
+            if (NativeLibrary.TryLoad(lib, typeof(torch).Assembly, null, out var h) && NativeLibrary.TryGetExport(h, name, out var address))
+                return address;
+        return IntPtr.Zero;
     }
 
     private static void LoadLinux(string? torchLibPath)

@@ -81,11 +81,11 @@ internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor?, Tensor, Tensor
 }
 
 /// <summary><c>BertSelfAttention</c>: query/key/value projections and multi-head attention.</summary>
-internal sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>, IFusable
 {
-    private readonly Linear query;
-    private readonly Linear key;
-    private readonly Linear value;
+    private readonly Dense query;
+    private readonly Dense key;
+    private readonly Dense value;
     private readonly int _heads;
     private readonly int _headDim;
 
@@ -96,26 +96,40 @@ internal sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>
         query = Nn.Linear(c.HiddenSize, c.HiddenSize);
         key = Nn.Linear(c.HiddenSize, c.HiddenSize);
         value = Nn.Linear(c.HiddenSize, c.HiddenSize);
+        _qkv = new FusedProjection(query, key, value);
         RegisterComponents();
     }
 
+    private readonly FusedProjection _qkv;
+
+    /// <inheritdoc />
+    public void Fuse() => _qkv.Fuse();
+
     public override Tensor forward(Tensor h, Tensor? mask)
     {
-        using var q0 = query.forward(h);
-        using var k0 = key.forward(h);
-        using var v0 = value.forward(h);
+        using var qkv = _qkv.Forward(h);   // one GEMM for Q, K and V
+        long hidden = (long)_heads * _headDim;
+        using var q0 = qkv.narrow(-1, 0, hidden);
+        using var k0 = qkv.narrow(-1, hidden, hidden);
+        using var v0 = qkv.narrow(-1, 2 * hidden, hidden);
         using var q = Attention.SplitHeads(q0, _heads, _headDim);
         using var k = Attention.SplitHeads(k0, _heads, _headDim);
         using var v = Attention.SplitHeads(v0, _heads, _headDim);
         using var ctx = Attention.ScaledDotProduct(q, k, v, mask);
         return Attention.MergeHeads(ctx);
     }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _qkv.Dispose();
+        base.Dispose(disposing);
+    }
 }
 
 /// <summary>A dense projection, residual add and LayerNorm (<c>BertSelfOutput</c> and <c>BertOutput</c>).</summary>
 internal sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
 {
-    private readonly Linear dense;
+    private readonly Dense dense;
     private readonly LayerNorm LayerNorm;
 
     public BertResidualOutput(int inFeatures, BertConfig c) : base("output")
@@ -156,7 +170,7 @@ internal sealed class BertAttention : nn.Module<Tensor, Tensor?, Tensor>
 /// <summary><c>BertIntermediate</c>: dense then activation.</summary>
 internal sealed class BertIntermediate : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear dense;
+    private readonly Dense dense;
     private readonly Func<Tensor, Tensor> _act;
 
     public BertIntermediate(BertConfig c) : base("intermediate")

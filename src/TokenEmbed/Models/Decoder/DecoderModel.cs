@@ -52,7 +52,7 @@ internal abstract class DecoderMixer(string name) : nn.Module<Tensor, DecoderBat
 /// <summary>Causal GQA self-attention with optional per-head q/k RMSNorm (before RoPE) and biases.</summary>
 internal sealed class DecoderAttention : DecoderMixer
 {
-    private readonly Linear _q, _k, _v, _o;
+    private readonly Dense _q, _k, _v, _o;
     private readonly RmsNorm? _qNorm, _kNorm;
     private readonly int _heads, _kvHeads, _headDim;
 
@@ -96,7 +96,7 @@ internal sealed class DecoderAttention : DecoderMixer
 /// <summary>The decoder MLP: <c>down(act(gate(x)) · up(x))</c> (SwiGLU with silu), over the shared <see cref="GatedMlp"/>.</summary>
 internal sealed class DecoderMlp : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear _gate, _up, _down;
+    private readonly Dense _gate, _up, _down;
     private readonly Func<Tensor, Tensor> _act;
 
     public DecoderMlp(DecoderSpec s) : base(s.Names.Mlp)

@@ -37,7 +37,7 @@ internal sealed class DenseLayer : IDisposable
 
     public Tensor Forward(Tensor x)
     {
-        using var y = nn.functional.linear(x, Weight, Bias);
+        using var y = Gemm.Linear(x, Weight, Bias);
         return ActivationName == "identity" ? y.alias() : Activation(y);
     }
 

@@ -10,8 +10,8 @@ namespace TokenEmbed.Models.Layers;
 /// </summary>
 internal sealed class FeedForward : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear _in;
-    private readonly Linear _out;
+    private readonly Dense _in;
+    private readonly Dense _out;
     private readonly Func<Tensor, Tensor> _act;
 
     /// <param name="inName">The first projection's attribute name.</param>

@@ -23,8 +23,8 @@ internal static class Nn
         return new Restore(previous);
     }
 
-    public static Linear Linear(long inFeatures, long outFeatures, bool hasBias = true) =>
-        nn.Linear(inFeatures, outFeatures, hasBias, device: t_device);
+    public static Dense Linear(long inFeatures, long outFeatures, bool hasBias = true) =>
+        new(inFeatures, outFeatures, hasBias, t_device);
 
     public static EmbeddingTable Embedding(long count, long dim) => new(count, dim, t_device);
 

@@ -17,7 +17,7 @@ internal sealed class Lfm2ShortConv : DecoderMixer
     /// <summary>The layer attribute name of the convolution mixer (<c>layers.N.conv</c>).</summary>
     public const string ModuleName = "conv";
 
-    private readonly Linear _inProj, _outProj;
+    private readonly Dense _inProj, _outProj;
     private readonly Conv1d _conv;
 
     /// <param name="hidden">hidden_size.</param>

@@ -33,8 +33,8 @@ internal sealed class ModernBertEmbeddings : nn.Module<ModelInput, Tensor>
 /// </summary>
 internal sealed class ModernBertAttention : nn.Module<Tensor, Tensor, Tensor, Tensor, Tensor>
 {
-    private readonly Linear Wqkv;
-    private readonly Linear Wo;
+    private readonly Dense Wqkv;
+    private readonly Dense Wo;
     private readonly int _heads;
     private readonly int _headDim;
 
@@ -62,8 +62,8 @@ internal sealed class ModernBertAttention : nn.Module<Tensor, Tensor, Tensor, Te
 /// <summary><c>ModernBertMLP</c>: GeGLU, <c>Wo(act(a) · gate)</c> with <c>a, gate = Wi(x).chunk(2)</c>.</summary>
 internal sealed class ModernBertMlp : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear Wi;
-    private readonly Linear Wo;
+    private readonly Dense Wi;
+    private readonly Dense Wo;
     private readonly Func<Tensor, Tensor> _act;
 
     public ModernBertMlp(ModernBertConfig c) : base("mlp")

@@ -65,8 +65,8 @@ internal sealed class Qwen3VlPatchEmbed : nn.Module<Tensor, Tensor>
 /// <summary><c>Qwen3VLVisionAttention</c>: fused qkv, 2-D rotary in float32, full attention within each image frame.</summary>
 internal sealed class Qwen3VlVisionAttention : nn.Module<Tensor, Tensor, Tensor, IReadOnlyList<int>, Tensor>
 {
-    private readonly Linear qkv;
-    private readonly Linear proj;
+    private readonly Dense qkv;
+    private readonly Dense proj;
     private readonly int _heads, _headDim;
 
     public Qwen3VlVisionAttention(Qwen3VlVisionSpec s) : base("attn")
@@ -130,8 +130,8 @@ internal sealed class Qwen3VlVisionBlock : nn.Module<Tensor, Tensor, Tensor, IRe
 internal sealed class Qwen3VlPatchMerger : nn.Module<Tensor, Tensor>
 {
     private readonly LayerNorm norm;
-    private readonly Linear linear_fc1;
-    private readonly Linear linear_fc2;
+    private readonly Dense linear_fc1;
+    private readonly Dense linear_fc2;
     private readonly bool _postShuffleNorm;
     private readonly long _grouped;
 

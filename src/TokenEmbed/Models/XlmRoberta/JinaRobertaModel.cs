@@ -41,8 +41,8 @@ internal sealed class JinaEmbeddings : nn.Module<ModelInput, Tensor>
 /// <summary><c>MHA</c>: fused <c>Wqkv</c>, rotary q/k, scaled dot-product attention, <c>out_proj</c>.</summary>
 internal sealed class JinaMha : nn.Module<Tensor, Tensor?, (Tensor Cos, Tensor Sin), Tensor>
 {
-    private readonly Linear Wqkv;
-    private readonly Linear out_proj;
+    private readonly Dense Wqkv;
+    private readonly Dense out_proj;
     private readonly int _heads;
     private readonly int _headDim;
 

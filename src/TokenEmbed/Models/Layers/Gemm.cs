@@ -1,0 +1,61 @@
+using TokenEmbed.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TokenEmbed.Models.Layers;
+
+/// <summary>
+/// The linear layers' product <c>y = x·Wᵀ + b</c> as one 2-D <c>addmm</c> (the bias fused into the GEMM, where TorchSharp's
+/// <c>functional.linear</c> on 3-D input runs <c>matmul</c> then a separate add), on the CPU matmul path the running model
+/// chose (<see cref="MatmulPath"/>): the engine opens <see cref="Use"/> around each forward on its thread.
+/// </summary>
+internal static class Gemm
+{
+    [ThreadStatic]
+    private static bool t_oneDnn;
+
+    /// <summary>Until disposed, float32 CPU linears on this thread run on oneDNN when <paramref name="oneDnn"/> is set.</summary>
+    public static Restore Use(bool oneDnn)
+    {
+        var previous = t_oneDnn;
+        t_oneDnn = oneDnn;
+        return new Restore(previous);
+    }
+
+    /// <summary>Whether this thread's forward runs its float32 CPU products on oneDNN.</summary>
+    public static bool OneDnnActive => t_oneDnn;
+
+    /// <summary><c>x·Wᵀ + b</c> over the last axis of <paramref name="x"/> (any leading shape).</summary>
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
+    {
+        if (t_oneDnn && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU)
+        {
+            using var fast = OneDnnMatmul.Enter();
+            return Product(x, weight, bias);
+        }
+        return Product(x, weight, bias);
+    }
+
+    private static Tensor Product(Tensor x, Tensor weight, Tensor? bias)
+    {
+        if (x.dim() == 2) return Product2D(x, weight, bias);
+        var shape = x.shape;
+        using var flat = x.reshape(-1, shape[^1]);
+        using var y = Product2D(flat, weight, bias);
+        shape[^1] = weight.shape[0];
+        return y.view(shape);
+    }
+
+    private static Tensor Product2D(Tensor x, Tensor weight, Tensor? bias)
+    {
+        using var wt = weight.t();
+        return bias is null ? x.mm(wt) : bias.addmm(x, wt, 1f, 1f);
+    }
+
+    /// <summary>Ends a <see cref="Use"/>.</summary>
+    public readonly struct Restore(bool previous) : IDisposable
+    {
+        /// <inheritdoc />
+        public void Dispose() => t_oneDnn = previous;
+    }
+}
