@@ -47,7 +47,8 @@ internal static class CompareRun
         if (only is null || only == "3") Report("3: one 16-token query (per call)", rounds * 20,
             ("ONNX Runtime", () => ort.Run(qi, qm, 1, 16)),
             ("TokenEmbed auto", () => auto.Encode(qp, PoolingTask.TokenEmbed)),
-            ("TokenEmbed default", () => mkl.Encode(qp, PoolingTask.TokenEmbed)));
+            ("TokenEmbed default", () => mkl.Encode(qp, PoolingTask.TokenEmbed)),
+            ("bare forward (auto)", BareForward(auto, q[0]))));
 
         // 4: 32 text prompts of about 150 tokens through Encode (tokenization included); ORT gets pre-tokenized ids.
         var words = "late interaction retrieval encodes every token of the query and the document and scores them by maximum similarity".Split(' ');
@@ -60,6 +61,22 @@ internal static class CompareRun
             ("TokenEmbed auto", () => auto.Encode(texts, PoolingTask.TokenEmbed)),
             ("TokenEmbed default", () => mkl.Encode(texts, PoolingTask.TokenEmbed)));
         return 0;
+    }
+
+    /// <summary>The backbone's forward alone on the same ids (no scheduler, pooling or copy), to show the engine's overhead.</summary>
+    private static Action BareForward(Llm llm, int[] ids)
+    {
+        var model = (TokenEmbed.Models.PoolingModel)typeof(Llm).GetField("_model", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(llm)!;
+        var idData = ids.Select(i => (long)i).ToArray();
+        var maskData = ids.Select(_ => 1L).ToArray();
+        return () =>
+        {
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            using var inference = TorchSharp.torch.inference_mode();
+            using var gemm = TokenEmbed.Models.Layers.Gemm.Use(model.Matmul.UseOneDnn);
+            var input = new TokenEmbed.Models.ModelInput(TorchSharp.torch.tensor(idData, [1, ids.Length]), TorchSharp.torch.tensor(maskData, [1, ids.Length]));
+            model.Backbone.Forward(input);
+        };
     }
 
     private static void Report(string title, int rounds, params (string Name, Action Run)[] engines)

@@ -135,15 +135,18 @@ public sealed class CpuMatmulTests
         Assert.That(max, Is.LessThanOrEqualTo(1e-4f));
     }
 
-    [Test]
-    public void BertAttentionIsFusedAfterLoading()
+    [TestCase("bert", 2)]
+    [TestCase("qwen3", 2)]
+    [TestCase("llama", 2)]
+    public void AttentionProjectionsAreFusedAfterLoading(string golden, int layers)
     {
-        using var llm = new Llm(TestPaths.Fixture("goldens", "bert"), new LlmOptions { Device = "cpu" });
+        using var llm = new Llm(TestPaths.Fixture("goldens", golden), new LlmOptions { Device = "cpu" });
         var loaded = (TokenEmbed.Models.PoolingModel)typeof(Llm).GetField("_model", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(llm)!;
-        var model = (nn.Module)loaded.Backbone;
-        var attention = model.modules().OfType<BertSelfAttention>().ToList();
-        Assert.That(attention, Is.Not.Empty);
-        var field = typeof(BertSelfAttention).GetField("_qkv", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
-        Assert.That(attention.All(a => ((FusedProjection)field.GetValue(a)!).IsFused), Is.True);
+        var fusable = ((nn.Module)loaded.Backbone).modules().OfType<IFusable>().ToList();
+        Assert.That(fusable, Has.Count.GreaterThanOrEqualTo(layers));
+        var projections = fusable.SelectMany(m => m.GetType().GetFields(System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)
+            .Where(f => f.FieldType == typeof(FusedProjection)).Select(f => (FusedProjection)f.GetValue(m)!)).ToList();
+        Assert.That(projections, Has.Count.EqualTo(fusable.Count));
+        Assert.That(projections.All(p => p.IsFused), Is.True);
     }
 }

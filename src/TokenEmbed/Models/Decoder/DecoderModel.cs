@@ -50,9 +50,10 @@ internal sealed record DecoderBatch(Tensor AttentionMask, Tensor CausalMask, Ten
 internal abstract class DecoderMixer(string name) : nn.Module<Tensor, DecoderBatch, Tensor>(name);
 
 /// <summary>Causal GQA self-attention with optional per-head q/k RMSNorm (before RoPE) and biases.</summary>
-internal sealed class DecoderAttention : DecoderMixer
+internal sealed class DecoderAttention : DecoderMixer, IFusable
 {
     private readonly Dense _q, _k, _v, _o;
+    private readonly FusedProjection _qkv;
     private readonly RmsNorm? _qNorm, _kNorm;
     private readonly int _heads, _kvHeads, _headDim;
 
@@ -67,6 +68,7 @@ internal sealed class DecoderAttention : DecoderMixer
         register_module("k_proj", _k);
         register_module("v_proj", _v);
         register_module(s.Names.OutProj, _o);
+        _qkv = new FusedProjection(_q, _k, _v);
         if (s.QkNorm)
         {
             _qNorm = new RmsNorm(s.HeadDim, s.NormEps);
@@ -80,9 +82,11 @@ internal sealed class DecoderAttention : DecoderMixer
     {
         using var scope = NewDisposeScope();
         var (b, t) = (x.shape[0], x.shape[1]);
-        var q = _q.forward(x).view(b, t, _heads, _headDim);
-        var k = _k.forward(x).view(b, t, _kvHeads, _headDim);
-        var v = _v.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+        var qkv = _qkv.Forward(x);   // one GEMM for Q, K and V
+        long qWidth = (long)_heads * _headDim, kvWidth = (long)_kvHeads * _headDim;
+        var q = qkv.narrow(-1, 0, qWidth).view(b, t, _heads, _headDim);
+        var k = qkv.narrow(-1, qWidth, kvWidth).view(b, t, _kvHeads, _headDim);
+        var v = qkv.narrow(-1, qWidth + kvWidth, kvWidth).view(b, t, _kvHeads, _headDim).transpose(1, 2);
         if (_qNorm != null) q = _qNorm.forward(q);
         if (_kNorm != null) k = _kNorm.forward(k);
         q = Rotary.Apply(q.transpose(1, 2), batch.Cos, batch.Sin);
@@ -90,6 +94,15 @@ internal sealed class DecoderAttention : DecoderMixer
         var rep = _heads / _kvHeads;
         var ctx = Attention.ScaledDotProduct(q, Attention.RepeatKv(k, rep), Attention.RepeatKv(v, rep), batch.CausalMask);
         return _o.forward(Attention.MergeHeads(ctx)).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc />
+    public void Fuse() => _qkv.Fuse();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _qkv.Dispose();
+        base.Dispose(disposing);
     }
 }
 
