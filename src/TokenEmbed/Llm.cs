@@ -35,9 +35,12 @@ public sealed class Llm : IDisposable
     /// </exception>
     /// <exception cref="ArgumentOutOfRangeException">An <see cref="LlmOptions"/> value is out of range.</exception>
     public Llm(string model, LlmOptions? options = null)
+        : this(model, options ?? new LlmOptions(), ResolveFolder(model, options ?? new LlmOptions(), null, CancellationToken.None).GetAwaiter().GetResult())
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(model);
-        options ??= new LlmOptions();
+    }
+
+    private Llm(string model, LlmOptions options, string folder)
+    {
         TorchRuntime.EnsureInitialized(options.TorchLibraryPath);
         if (options.NumThreads is { } n)
         {
@@ -45,7 +48,7 @@ public sealed class Llm : IDisposable
             torch.set_num_threads(n);
         }
         Model = model;
-        _model = PoolingModel.Load(model, options);
+        _model = PoolingModel.Load(folder, options);
         try
         {
             _inputs = new InputProcessor(_model);
@@ -58,7 +61,36 @@ public sealed class Llm : IDisposable
         }
     }
 
-    /// <summary>The model folder this instance was loaded from.</summary>
+    /// <summary>
+    /// Loads a model, downloading it first when <paramref name="model"/> is a Hugging Face hub id (<c>org/name</c>) that is not
+    /// an existing folder: the <c>huggingface_hub</c> protocol and cache (shared with Python; <c>HF_ENDPOINT</c>, <c>HF_HUB_CACHE</c>
+    /// / <c>HF_HOME</c>, <c>HF_TOKEN</c>, <c>HF_HUB_OFFLINE=1</c>), at <see cref="LlmOptions.Revision"/>, fetching only the files the
+    /// library reads (configs, tokenizer, safetensors weights, module folders).
+    /// </summary>
+    /// <param name="model">A local model folder or a hub repository id.</param>
+    /// <param name="options">Device, dtype, batching and revision options.</param>
+    /// <param name="progress">Receives download progress per file, then the load stage.</param>
+    /// <param name="cancellationToken">Cancels the download (a partial file is kept and resumed next time).</param>
+    /// <exception cref="ModelLoadException">The folder or repository is missing or invalid; for the hub, the message says what to do (check the name, log in, accept the licence).</exception>
+    public static async Task<Llm> LoadAsync(string model, LlmOptions? options = null, IProgress<LoadProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(model);
+        options ??= new LlmOptions();
+        var folder = await ResolveFolder(model, options, progress, cancellationToken).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        progress?.Report(new LoadProgress("load", null, 0, null));
+        return await Task.Run(() => new Llm(model, options, folder), cancellationToken).ConfigureAwait(false);
+    }
+
+    private static Task<string> ResolveFolder(string model, LlmOptions options, IProgress<LoadProgress>? progress, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(model);
+        if (Directory.Exists(model) || File.Exists(model) || !Hub.HubClient.LooksLikeRepoId(model)) return Task.FromResult(model);
+        ArgumentException.ThrowIfNullOrWhiteSpace(options.Revision, nameof(options));
+        return Hub.HubClient.SnapshotAsync(model, options.Revision, Hub.HubSettings.FromEnvironment(), progress, ct);
+    }
+
+    /// <summary>The model folder or hub id this instance was loaded from.</summary>
     public string Model { get; }
 
     /// <summary>The architecture that was loaded (config.json <c>architectures</c>).</summary>

@@ -43,6 +43,12 @@ public sealed class LlmOptions
     public int MaxBatchSize { get; set; } = 256;
 
     /// <summary>
+    /// The hub revision (branch, tag or commit) when the model is a Hugging Face hub id; default <c>main</c>. Ignored for
+    /// local folders.
+    /// </summary>
+    public string Revision { get; set; } = "main";
+
+    /// <summary>
     /// Which kernels run the float32 linear layers on the CPU. <see cref="CpuMatmulPath.Auto"/> (the default) takes oneDNN where a
     /// one-off self-test proves it float32-exact (and fast), else libtorch's default; the other values force a path (for
     /// benchmarks, or as an escape hatch). <see cref="Llm.Backend"/> says which one runs. No effect on CUDA or in half precision.
