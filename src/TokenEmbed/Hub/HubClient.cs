@@ -51,6 +51,9 @@ internal static partial class HubClient
         var files = info.RootElement.TryGetProperty("siblings", out var sib)
             ? sib.EnumerateArray().Select(e => e.GetProperty("rfilename").GetString()!).ToList()
             : [];
+        var unsafeName = files.FirstOrDefault(f => f.Length == 0 || f.StartsWith('/') || f.Contains('\\') || f.Split('/').Any(part => part is "" or "." or ".."));
+        if (unsafeName is not null)
+            throw new ModelLoadException($"The hub listed a file name that would leave the snapshot folder for '{repo}': '{unsafeName}'.");
         var wanted = files.Where(IsWanted).ToList();
         if (!wanted.Any(f => f.EndsWith(".safetensors", StringComparison.Ordinal)))
             throw new ModelLoadException(files.Any(f => f.EndsWith(".bin", StringComparison.Ordinal) || f.EndsWith(".pt", StringComparison.Ordinal))

@@ -106,6 +106,7 @@ public sealed class HubDownloadTests
     [TestCase("org/gated", "gated", "HF_TOKEN")]
     [TestCase("org/missing", "not found", "check the name")]
     [TestCase("org/binonly", "safetensors", "pytorch_model.bin")]
+    [TestCase("org/evil", "leave the snapshot folder", "../../../escape.json")]
     public void HubErrorsSayWhatToDo(string repo, string first, string second)
     {
         var e = Assert.Throws<ModelLoadException>(() => new Llm(repo, new LlmOptions { Device = "cpu" }));
@@ -194,6 +195,9 @@ public sealed class HubDownloadTests
                     return;
                 case "/api/models/org/binonly/revision/main":
                     Json(r, $"{{\"sha\":\"{Commit}\",\"siblings\":[{{\"rfilename\":\"config.json\"}},{{\"rfilename\":\"pytorch_model.bin\"}}]}}");
+                    return;
+                case "/api/models/org/evil/revision/main":
+                    Json(r, $"{{\"sha\":\"{Commit}\",\"siblings\":[{{\"rfilename\":\"config.json\"}},{{\"rfilename\":\"../../../escape.json\"}},{{\"rfilename\":\"model.safetensors\"}}]}}");
                     return;
                 case "/api/models/org/gated/revision/main":
                     Error(r, 403, "GatedRepo");
