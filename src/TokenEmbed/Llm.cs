@@ -235,6 +235,70 @@ public sealed class Llm : IDisposable
         return result;
     }
 
+    /// <summary>Prompts per step of a progress-reporting or streaming encode: enough for full batches, small enough to report often.</summary>
+    private const int StepPrompts = 256;
+
+    /// <summary>
+    /// Encodes prompts in steps of 256, reporting after each step (prompts done / total, tokens/s); outputs come back in input
+    /// order, as from <see cref="EncodeAsync(IReadOnlyList{Prompt}, PoolingTask, PoolingParams?, CancellationToken)"/>.
+    /// </summary>
+    /// <param name="prompts">Text, token-id or image prompts.</param>
+    /// <param name="poolingTask">Embed or TokenEmbed.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
+    /// <param name="progress">Receives an <see cref="EncodeProgress"/> after each step.</param>
+    /// <param name="cancellationToken">Cancels the remaining steps.</param>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public async Task<IReadOnlyList<PoolingRequestOutput>> EncodeAsync(IReadOnlyList<Prompt> prompts, PoolingTask poolingTask, PoolingParams? poolingParams,
+        IProgress<EncodeProgress>? progress, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        var result = new List<PoolingRequestOutput>(prompts.Count);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long tokens = 0;
+        for (var start = 0; start < prompts.Count; start += StepPrompts)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var step = prompts.Skip(start).Take(StepPrompts).ToArray();
+            var outs = await EncodeAsync(step, poolingTask, poolingParams, cancellationToken).ConfigureAwait(false);
+            result.AddRange(outs);
+            tokens += outs.Sum(o => (long)o.PromptTokenIds.Count);
+            progress?.Report(new EncodeProgress(result.Count, prompts.Count, tokens, tokens / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Encodes a stream of prompts that need not fit in memory, yielding outputs in input order: prompts are read in steps of
+    /// 256, and the next step is encoded while the caller consumes the previous one's outputs.
+    /// </summary>
+    /// <param name="prompts">The prompts, read once.</param>
+    /// <param name="poolingTask">Embed or TokenEmbed.</param>
+    /// <param name="poolingParams">Dimensions, normalization and truncation.</param>
+    /// <param name="cancellationToken">Stops reading and encoding.</param>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public async IAsyncEnumerable<PoolingRequestOutput> EncodeStreamAsync(IAsyncEnumerable<Prompt> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        Task<IReadOnlyList<PoolingRequestOutput>>? pending = null;
+        var step = new List<Prompt>(StepPrompts);
+        await foreach (var prompt in prompts.WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            step.Add(prompt);
+            if (step.Count < StepPrompts) continue;
+            var next = EncodeAsync(step.ToArray(), poolingTask, poolingParams, cancellationToken);
+            step.Clear();
+            if (pending is not null)
+                foreach (var o in await pending.ConfigureAwait(false)) yield return o;
+            pending = next;
+        }
+        var last = step.Count > 0 ? EncodeAsync(step.ToArray(), poolingTask, poolingParams, cancellationToken) : null;
+        if (pending is not null)
+            foreach (var o in await pending.ConfigureAwait(false)) yield return o;
+        if (last is not null)
+            foreach (var o in await last.ConfigureAwait(false)) yield return o;
+    }
+
     // ---------------------------------------------------------------- Score
 
     /// <summary>Scores one pair (1:1).</summary>
