@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using TokenEmbed.Engine;
 using TokenEmbed.Models;
 using TokenEmbed.Pooling;
@@ -48,7 +49,10 @@ public sealed class Llm : IDisposable
             torch.set_num_threads(n);
         }
         Model = model;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         _model = PoolingModel.Load(folder, options);
+        options.LoggerFactory?.CreateLogger("TokenEmbed").LogInformation("Loaded {Model} ({Architecture}) from {Folder} in {Milliseconds} ms on {Backend}",
+            model, _model.Architecture.Name, folder, clock.ElapsedMilliseconds, _model.Matmul.Description);
         try
         {
             _inputs = new InputProcessor(_model);
@@ -87,7 +91,8 @@ public sealed class Llm : IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(model);
         if (Directory.Exists(model) || File.Exists(model) || !Hub.HubClient.LooksLikeRepoId(model)) return Task.FromResult(model);
         ArgumentException.ThrowIfNullOrWhiteSpace(options.Revision, nameof(options));
-        return Hub.HubClient.SnapshotAsync(model, options.Revision, Hub.HubSettings.FromEnvironment(), progress, ct);
+        return Hub.HubClient.SnapshotAsync(model, options.Revision, Hub.HubSettings.FromEnvironment(), progress, ct,
+            options.LoggerFactory?.CreateLogger("TokenEmbed.Hub"));
     }
 
     /// <summary>The model folder or hub id this instance was loaded from.</summary>

@@ -40,10 +40,17 @@ internal static partial class HubClient
 
     /// <summary>The local snapshot folder of <paramref name="repo"/> at <paramref name="revision"/>, downloading what is missing.</summary>
     /// <exception cref="ModelLoadException">The repository, revision or a file does not exist, is gated or private, the network fails, or offline mode lacks a file.</exception>
-    public static async Task<string> SnapshotAsync(string repo, string revision, HubSettings settings, IProgress<LoadProgress>? progress, CancellationToken ct)
+    public static async Task<string> SnapshotAsync(string repo, string revision, HubSettings settings, IProgress<LoadProgress>? progress, CancellationToken ct,
+        Microsoft.Extensions.Logging.ILogger? logger = null)
     {
+        logger ??= Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         var repoDir = Path.Combine(settings.CacheDirectory, "models--" + repo.Replace("/", "--", StringComparison.Ordinal));
-        if (settings.Offline) return Offline(repo, revision, repoDir);
+        if (settings.Offline)
+        {
+            var cached = Offline(repo, revision, repoDir);
+            Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(logger, "Hub offline (HF_HUB_OFFLINE): {Repo}@{Revision} from {Snapshot}", repo, revision, cached);
+            return cached;
+        }
 
         var info = await GetJsonAsync(new Uri(settings.Endpoint, $"api/models/{repo}/revision/{Uri.EscapeDataString(revision)}"), repo, revision, settings, ct).ConfigureAwait(false);
         var commit = info.RootElement.TryGetProperty("sha", out var sha) && sha.GetString() is { } s ? s
@@ -63,6 +70,7 @@ internal static partial class HubClient
             throw new ModelLoadException($"'{repo}' at '{revision}' has no config.json.");
 
         var snapshot = Path.Combine(repoDir, "snapshots", commit);
+        Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(logger, "Hub: {Repo}@{Revision} is commit {Commit}; {Count} file(s) into {Snapshot}", repo, revision, commit, wanted.Count, snapshot);
         foreach (var file in wanted)
             await FetchAsync(repo, commit, file, repoDir, snapshot, settings, progress, ct).ConfigureAwait(false);
         if (!string.Equals(revision, commit, StringComparison.Ordinal))

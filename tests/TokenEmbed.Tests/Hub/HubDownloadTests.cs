@@ -70,6 +70,32 @@ public sealed class HubDownloadTests
     }
 
     [Test]
+    public async Task DownloadAndLoadAreLoggedThroughTheLoggerFactory()
+    {
+        var logs = new CapturingLoggerFactory();
+        using var llm = await Llm.LoadAsync("org/tiny", new LlmOptions { Device = "cpu", LoggerFactory = logs });
+        Assert.That(logs.Messages, Has.Some.Contains($"Hub: org/tiny@main is commit {Commit}"));
+        Assert.That(logs.Messages, Has.Some.Contains("TokenEmbed backend: cpu, float32"));
+        Assert.That(logs.Messages, Has.Some.Matches("Loaded org/tiny \\(BertModel\\) from .* in \\d+ ms"));
+    }
+
+    private sealed class CapturingLoggerFactory : Microsoft.Extensions.Logging.ILoggerFactory
+    {
+        public ConcurrentQueue<string> Messages { get; } = new();
+        public void AddProvider(Microsoft.Extensions.Logging.ILoggerProvider provider) { }
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new Logger(Messages);
+        public void Dispose() { }
+
+        private sealed class Logger(ConcurrentQueue<string> messages) : Microsoft.Extensions.Logging.ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+            public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+            public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                messages.Enqueue(formatter(state, exception));
+        }
+    }
+
+    [Test]
     public async Task OfflineModeUsesTheCacheAndNamesWhatIsMissing()
     {
         (await Llm.LoadAsync("org/tiny", new LlmOptions { Device = "cpu" })).Dispose();
