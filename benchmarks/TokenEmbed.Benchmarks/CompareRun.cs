@@ -48,7 +48,7 @@ internal static class CompareRun
             ("ONNX Runtime", () => ort.Run(qi, qm, 1, 16)),
             ("TokenEmbed auto", () => auto.Encode(qp, PoolingTask.TokenEmbed)),
             ("TokenEmbed default", () => mkl.Encode(qp, PoolingTask.TokenEmbed)),
-            ("bare forward (auto)", BareForward(auto, q[0]))));
+            ("bare forward (auto)", BareForward(auto, q[0])));
 
         // 4: 32 text prompts of about 150 tokens through Encode (tokenization included); ORT gets pre-tokenized ids.
         var words = "late interaction retrieval encodes every token of the query and the document and scores them by maximum similarity".Split(' ');
