@@ -11,45 +11,59 @@ namespace TokenEmbed.Extensions.AI;
 /// <remarks>The generator does not own the <see cref="Llm"/>: disposing it leaves the model loaded.</remarks>
 public sealed class LlmMultiVectorGenerator : IEmbeddingGenerator<string, MultiVectorEmbedding>
 {
-    private readonly Llm _llm;
-    private readonly EmbeddingGeneratorMetadata _metadata;
+    private readonly GeneratorCore _core;
 
     /// <summary>Wraps <paramref name="llm"/>.</summary>
     /// <param name="llm">The model; shared, not disposed by the generator.</param>
-    public LlmMultiVectorGenerator(Llm llm)
-    {
-        ArgumentNullException.ThrowIfNull(llm);
-        _llm = llm;
-        _metadata = GeneratorMetadata.For(llm, PoolingTask.TokenEmbed);
-    }
+    public LlmMultiVectorGenerator(Llm llm) => _core = new GeneratorCore(llm, PoolingTask.TokenEmbed);
 
     /// <inheritdoc />
-    public async Task<GeneratedEmbeddings<MultiVectorEmbedding>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null,
-        CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(values);
-        var texts = values.ToArray();
-        var outputs = await _llm.EncodeAsync(texts, PoolingTask.TokenEmbed, GeneratorMetadata.Params(options), cancellationToken).ConfigureAwait(false);
-        var created = DateTimeOffset.UtcNow;
-        var result = new GeneratedEmbeddings<MultiVectorEmbedding>(outputs.Select(o =>
-            new MultiVectorEmbedding(o.Outputs.Data, o.Outputs.Shape[0], o.Outputs.Shape[1]) { ModelId = _metadata.DefaultModelId, CreatedAt = created }));
-        result.Usage = GeneratorMetadata.Usage(outputs);
-        return result;
-    }
+    public Task<GeneratedEmbeddings<MultiVectorEmbedding>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null,
+        CancellationToken cancellationToken = default) =>
+        _core.GenerateAsync(values, options, o => new MultiVectorEmbedding(o.Outputs.Data, o.Outputs.Shape[0], o.Outputs.Shape[1]), cancellationToken);
 
     /// <inheritdoc />
-    public object? GetService(Type serviceType, object? serviceKey = null)
-    {
-        ArgumentNullException.ThrowIfNull(serviceType);
-        if (serviceKey is not null) return null;
-        if (serviceType == typeof(EmbeddingGeneratorMetadata)) return _metadata;
-        if (serviceType == typeof(Llm)) return _llm;
-        return serviceType.IsInstanceOfType(this) ? this : null;
-    }
+    public object? GetService(Type serviceType, object? serviceKey = null) => _core.GetService(this, serviceType, serviceKey);
 
     /// <summary>Does nothing: the <see cref="Llm"/> is shared and disposed by its owner.</summary>
     public void Dispose()
     {
+    }
+}
+
+/// <summary>What both generators share: the model, its metadata, the encode call and <c>GetService</c>.</summary>
+internal sealed class GeneratorCore(Llm llm, PoolingTask task)
+{
+    public Llm Llm { get; } = llm ?? throw new ArgumentNullException(nameof(llm));
+
+    public EmbeddingGeneratorMetadata Metadata { get; } = GeneratorMetadata.For(llm, task);
+
+    /// <summary>Encodes <paramref name="values"/> with the generator's task and turns each output into an embedding.</summary>
+    public async Task<GeneratedEmbeddings<TEmbedding>> GenerateAsync<TEmbedding>(IEnumerable<string> values, EmbeddingGenerationOptions? options,
+        Func<PoolingRequestOutput, TEmbedding> make, CancellationToken cancellationToken) where TEmbedding : Embedding
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        var outputs = await Llm.EncodeAsync(values.ToArray(), task, GeneratorMetadata.Params(options), cancellationToken).ConfigureAwait(false);
+        var created = DateTimeOffset.UtcNow;
+        var result = new GeneratedEmbeddings<TEmbedding>(outputs.Select(o =>
+        {
+            var e = make(o);
+            e.ModelId = Metadata.DefaultModelId;
+            e.CreatedAt = created;
+            return e;
+        }));
+        result.Usage = GeneratorMetadata.Usage(outputs);
+        return result;
+    }
+
+    /// <summary><c>GetService</c>: the metadata, the <see cref="TokenEmbed.Llm"/>, or the generator itself.</summary>
+    public object? GetService(object generator, Type serviceType, object? serviceKey)
+    {
+        ArgumentNullException.ThrowIfNull(serviceType);
+        if (serviceKey is not null) return null;
+        if (serviceType == typeof(EmbeddingGeneratorMetadata)) return Metadata;
+        if (serviceType == typeof(Llm)) return Llm;
+        return serviceType.IsInstanceOfType(generator) ? generator : null;
     }
 }
 
