@@ -65,7 +65,7 @@ internal static class RequestParsing
         return e;
     }
 
-    /// <summary>The pooling parameters vLLM's requests carry: dimensions, normalize (or use_activation), truncate_prompt_tokens.</summary>
+    /// <summary>The pooling parameters vLLM's requests carry (dimensions, normalize or use_activation, truncate_prompt_tokens), plus input_type / embedding_mode and PyLate's pool_factor / protected_tokens.</summary>
     public static PoolingParams Params(JsonElement body)
     {
         // vLLM PR #44530 calls it embedding_mode; both spellings are accepted.
@@ -82,6 +82,9 @@ internal static class RequestParsing
             Dimensions = Int(body, "dimensions"),
             Normalize = Bool(body, "normalize") ?? Bool(body, "use_activation"),
             TruncatePromptTokens = Int(body, "truncate_prompt_tokens"),
+            // PyLate's token pooling of documents (with input_type "document", or "query" on /score and /rerank).
+            PoolFactor = Int(body, "pool_factor"),
+            ProtectedTokens = Int(body, "protected_tokens"),
         };
     }
 

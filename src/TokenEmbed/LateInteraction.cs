@@ -24,6 +24,26 @@ public static class LateInteraction
         return Scoring.MaxSim.Score(query, document);
     }
 
+    /// <summary>
+    /// PyLate's token pooling of a document's stored vectors (what <see cref="PoolingParams.PoolFactor"/> does at encode time):
+    /// the first <paramref name="protectedTokens"/> vectors are kept as they are; the rest are clustered (Ward linkage over
+    /// cosine distances, as scipy does) into <c>max(n / poolFactor, 1)</c> clusters, each replaced by its mean. The result is
+    /// the cluster means followed by the protected vectors, as PyLate orders them.
+    /// </summary>
+    /// <param name="document">The document's token vectors <c>[num_tokens, dim]</c>, normally L2-normalized.</param>
+    /// <param name="poolFactor">About one vector is kept per this many tokens; 1 returns <paramref name="document"/> unchanged.</param>
+    /// <param name="protectedTokens">Leading vectors kept out of the clustering (PyLate's default: 1, the [CLS] vector).</param>
+    /// <exception cref="ArgumentException"><paramref name="document"/> is not <c>[num_tokens, dim]</c> or has a non-finite value.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="poolFactor"/> is below 1 or <paramref name="protectedTokens"/> is negative.</exception>
+    public static PoolingOutput PoolTokens(PoolingOutput document, int poolFactor, int protectedTokens = 1)
+    {
+        ArgumentNullException.ThrowIfNull(document);
+        Check(document, nameof(document));
+        ArgumentOutOfRangeException.ThrowIfLessThan(poolFactor, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(protectedTokens);
+        return Pooling.HierarchicalPooling.Pool(document, poolFactor, protectedTokens);
+    }
+
     private static void Check(PoolingOutput o, string name)
     {
         if (o.Shape is not [var n, var dim] || n <= 0 || dim <= 0 || (long)n * dim != o.Data.Length)

@@ -477,7 +477,12 @@ public sealed class Llm : IDisposable
     }
 
     private static PoolingParams With(PoolingParams p, InputType type) =>
-        new() { Dimensions = p.Dimensions, Normalize = p.Normalize, TruncatePromptTokens = p.TruncatePromptTokens, InputType = type };
+        new()
+        {
+            Dimensions = p.Dimensions, Normalize = p.Normalize, TruncatePromptTokens = p.TruncatePromptTokens, InputType = type,
+            // Token pooling applies to the documents' side only (PyLate pools documents, never queries).
+            PoolFactor = type == InputType.Document ? p.PoolFactor : null, ProtectedTokens = type == InputType.Document ? p.ProtectedTokens : null,
+        };
 
     private static float Cosine(float[] a, float[] b)
     {

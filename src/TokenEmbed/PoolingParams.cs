@@ -28,4 +28,20 @@ public sealed class PoolingParams
     /// means "the first side are queries, the second documents".
     /// </summary>
     public InputType? InputType { get; init; }
+
+    /// <summary>
+    /// Token pooling of documents (PyLate's <c>pool_factor</c>): a <see cref="TokenEmbed.InputType.Document"/> TokenEmbed
+    /// output keeps about one vector per <c>PoolFactor</c> tokens, the means of clusters of similar vectors (Ward linkage over
+    /// cosine distances, as PyLate's <c>pool_embeddings_hierarchical</c> with scipy). Applied after normalization; the means
+    /// are not normalized again (as in PyLate). <see langword="null"/> or 1: no pooling. Needs
+    /// <see cref="InputType"/> = Document (or Query for <c>Score</c>, where it pools the documents' side).
+    /// </summary>
+    public int? PoolFactor { get; init; }
+
+    /// <summary>
+    /// With <see cref="PoolFactor"/>: how many leading vectors are kept out of the clustering (PyLate's
+    /// <c>protected_tokens</c>; <see langword="null"/> means 1, the [CLS] vector). They come after the pooled vectors in the
+    /// output, as in PyLate.
+    /// </summary>
+    public int? ProtectedTokens { get; init; }
 }

@@ -10,7 +10,8 @@ namespace TokenEmbed.Engine;
 // colbert-ai's models use). A query or document is tokenized with its special tokens, truncated (tail) to its length minus
 // one when a prefix is used, the prefix id inserted after the first token; queries are padded to that length with the
 // mask token (decoders: EOS), attended only with attend_to_expansion_tokens, and keep every vector; documents drop the
-// vectors of skiplist tokens.
+// vectors of skiplist tokens (a skiplist word that is not a vocabulary token stands for the unknown token, as
+// convert_tokens_to_ids maps it).
 
 /// <summary>The resolved PyLate settings of a model folder.</summary>
 internal sealed record PyLateSettings(int? QueryPrefixId, int? DocumentPrefixId, int QueryLength, int DocumentLength,
@@ -86,7 +87,10 @@ internal sealed class QueryDocumentEncoder(PoolingModel model)
             ?? Named("eos_token") ?? (model.Folder.Config.Has("eos_token_id") ? model.Folder.Config.GetInt("eos_token_id", 0) : (int?)null)
             ?? tok.PadTokenId
             ?? throw new ModelLoadException($"'{model.Folder.Path}': query expansion needs a mask, EOS or pad token, and the tokenizer has none.", model.Folder.Path);
-        var skiplist = (pylate?.SkiplistWords ?? PunctuationWords).Select(w => tok.TokenToId(w)).OfType<int>().ToHashSet();
+        // PyLate maps each word with convert_tokens_to_ids: a word that is not one vocabulary token becomes the unknown
+        // token's id (so documents then drop their [UNK] vectors); without an unknown token it is dropped.
+        var unk = Named("unk_token") ?? tok.TokenToId("[UNK]") ?? tok.TokenToId("<unk>");
+        var skiplist = (pylate?.SkiplistWords ?? PunctuationWords).Select(w => tok.TokenToId(w) ?? unk).OfType<int>().ToHashSet();
         return new PyLateSettings(Id(queryPrefix, "query prefix"), Id(documentPrefix, "document prefix"),
             pylate?.QueryLength ?? artifact?.QueryLength ?? 32, pylate?.DocumentLength ?? artifact?.DocumentLength ?? 180,
             expansion, expansion && (pylate?.AttendToExpansionTokens ?? artifact?.AttendToMask ?? false), expansionId, skiplist);

@@ -90,7 +90,9 @@ internal sealed class Pooler : IDisposable
             {
                 var len = ids[row].Length;
                 var keep = Both(_tokenFilter?.Invoke(ids[row]), keeps?[row]);
-                outputs[row] = keep == null ? new PoolingOutput(data[..(len * width)].ToArray(), [len, width]) : Kept(data, keep, width);
+                var output = keep == null ? new PoolingOutput(data[..(len * width)].ToArray(), [len, width]) : Kept(data, keep, width);
+                var r = requests[row];
+                outputs[row] = r.PoolFactor > 1 ? HierarchicalPooling.Pool(output, r.PoolFactor, r.ProtectedTokens) : output;
             });
         }
         if (embedRows.Length > 0)

@@ -7,7 +7,9 @@ namespace TokenEmbed.Pooling;
 /// <param name="Task">Embed (one vector per prompt) or TokenEmbed (one per token).</param>
 /// <param name="Dimensions">The Matryoshka cut, or null for the full width.</param>
 /// <param name="Normalize">Whether vectors are L2-normalized (eps 1e-12).</param>
-internal readonly record struct PoolingRequest(PoolingTask Task, int? Dimensions, bool Normalize)
+/// <param name="PoolFactor">Token pooling of a document's vectors (1 = none).</param>
+/// <param name="ProtectedTokens">Leading vectors kept out of token pooling.</param>
+internal readonly record struct PoolingRequest(PoolingTask Task, int? Dimensions, bool Normalize, int PoolFactor = 1, int ProtectedTokens = 1)
 {
     /// <summary>Checks <paramref name="p"/> against what <paramref name="pooler"/> produces for <paramref name="task"/>.</summary>
     public static PoolingRequest Resolve(PoolingTask task, PoolingParams? p, Pooler pooler)
@@ -17,6 +19,16 @@ internal readonly record struct PoolingRequest(PoolingTask Task, int? Dimensions
         var dim = pooler.Dimension(task);
         if (p?.Dimensions is { } d && (d <= 0 || d > dim))
             throw new ArgumentOutOfRangeException(nameof(p), d, $"PoolingParams.Dimensions must be between 1 and the model's output size {dim}.");
-        return new PoolingRequest(task, p?.Dimensions, p?.Normalize ?? true);
+        var factor = p?.PoolFactor ?? 1;
+        var kept = p?.ProtectedTokens ?? 1;
+        if (factor < 1)
+            throw new ArgumentOutOfRangeException(nameof(p), factor, "PoolingParams.PoolFactor must be at least 1 (1 = no token pooling).");
+        if (kept < 0)
+            throw new ArgumentOutOfRangeException(nameof(p), kept, "PoolingParams.ProtectedTokens must not be negative.");
+        if (factor > 1 && (task != PoolingTask.TokenEmbed || p?.InputType != InputType.Document))
+            throw new ArgumentException(
+                $"PoolingParams.PoolFactor {factor} pools the token vectors of documents: it needs PoolingTask.TokenEmbed with InputType Document " +
+                $"(got {task} with InputType {p?.InputType?.ToString() ?? "null"}); for Score, InputType Query pools the documents' side.", nameof(p));
+        return new PoolingRequest(task, p?.Dimensions, p?.Normalize ?? true, factor, kept);
     }
 }

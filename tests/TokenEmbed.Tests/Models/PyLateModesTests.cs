@@ -139,4 +139,81 @@ public sealed class PyLateModesTests
         Assert.That(() => llm.Score("a", docs, new PoolingParams { InputType = InputType.Document }), Throws.ArgumentException);
         Assert.That(() => llm.Encode("a", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query, TruncatePromptTokens = 4 }), Throws.ArgumentException);
     }
+
+    [Test]
+    public void ASkiplistWordOutsideTheVocabularyStandsForTheUnknownToken()
+    {
+        // PyLate maps skiplist words with convert_tokens_to_ids, which gives [UNK] (100) for a word that is not a token.
+        using var f = Build("""{"document_prefix": "", "skiplist_words": ["notasingletoken", ","]}""");
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        var o = llm.Encode("hello \U0001F916, world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document })[0];
+        Assert.That(o.PromptTokenIds, Is.EqualTo(new[] { 101, 7592, 100, 1010, 2088, 102 }), "the robot emoji is [UNK] in bert-base-uncased");
+        Assert.That(o.Outputs.Shape[0], Is.EqualTo(4), "[UNK] and ',' are dropped");
+        using var g = Build("""{"document_prefix": "", "skiplist_words": [","]}""");
+        using var plain = new Llm(g.Path, new LlmOptions { Device = "cpu" });
+        Assert.That(plain.Encode("hello \U0001F916, world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document })[0].Outputs.Shape[0],
+            Is.EqualTo(5), "without an unknown word in the skiplist, [UNK] is kept");
+    }
+
+    [Test]
+    public void PoolFactorPoolsDocumentsAfterTheSkiplistAndOnlyTheDocumentSideOfScore()
+    {
+        using var f = Build();
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        const string text = "ColBERT keeps one vector per token, and PyLate can pool the vectors of a document into clusters of similar tokens to save space.";
+        var plain = llm.Encode(text, PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document })[0].Outputs;
+        var pooled = llm.Encode(text, PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document, PoolFactor = 2 })[0].Outputs;
+        var expected = LateInteraction.PoolTokens(plain, 2, 1);
+        TestContext.Out.WriteLine($"document: {plain.Shape[0]} vectors → {pooled.Shape[0]} with pool factor 2");
+        Assert.That(pooled.Shape, Is.EqualTo(new[] { (plain.Shape[0] - 1) / 2 + 1, Dim }));
+        Assert.That(pooled.Data, Is.EqualTo(expected.Data), "Encode pools the normalized, skiplist-filtered vectors");
+        Assert.That(pooled.Row(pooled.Shape[0] - 1).ToArray(), Is.EqualTo(plain.Row(0).ToArray()), "the protected [CLS] vector comes last");
+        var three = llm.Encode(text, PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document, PoolFactor = 3, ProtectedTokens = 2 })[0].Outputs;
+        Assert.That(three.Data, Is.EqualTo(LateInteraction.PoolTokens(plain, 3, 2).Data));
+
+        var q = llm.Encode("how are documents pooled?", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query })[0].Outputs;
+        var score = llm.Score("how are documents pooled?", [text], new PoolingParams { InputType = InputType.Query, PoolFactor = 2 })[0].Outputs.Score;
+        Assert.That(score, Is.EqualTo(Reference.MaxSim(q.Data, pooled.Data, Dim)).Within(1e-4), "queries are never pooled; documents are");
+
+        Assert.That(() => llm.Encode(text, PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query, PoolFactor = 2 }),
+            Throws.ArgumentException.With.Message.Contains("PoolFactor"));
+        Assert.That(() => llm.Encode(text, PoolingTask.TokenEmbed, new PoolingParams { PoolFactor = 2 }), Throws.ArgumentException);
+        Assert.That(() => llm.Encode(text, PoolingTask.Embed, new PoolingParams { InputType = InputType.Document, PoolFactor = 2 }), Throws.ArgumentException);
+        Assert.That(() => llm.Encode(text, PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document, PoolFactor = 0 }),
+            Throws.InstanceOf<ArgumentOutOfRangeException>());
+        Assert.That(() => llm.Encode(text, PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document, PoolFactor = 2, ProtectedTokens = -1 }),
+            Throws.InstanceOf<ArgumentOutOfRangeException>());
+    }
+
+    [Test]
+    public void ADecoderExpandsQueriesWithEos()
+    {
+        // The Qwen3 golden model widened to the real Qwen3 vocabulary (new random embeddings), with the real tokenizer: no
+        // mask token, so queries are expanded with the EOS token (<|im_end|> 151645 in tokenizer_config.json).
+        var golden = TestPaths.Fixture("goldens", "qwen3");
+        var tokenizer = TestPaths.Fixture("tokenizers", "qwen3");
+        using var f = new TempFolder().CopyFrom(tokenizer, "tokenizer.json", "tokenizer_config.json");
+        const int vocab = 151669;
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(golden, "config.json")))!.AsObject();
+        config["vocab_size"] = vocab;
+        File.WriteAllText(f.File("config.json"), config.ToJsonString());
+        var tensors = Checkpoints.ReadAll(golden);
+        var embed = tensors.Keys.Single(k => k.EndsWith("embed_tokens.weight"));
+        var hidden = (int)tensors[embed].Shape[1];
+        tensors[embed] = ([vocab, hidden], Reference.Gaussian(vocab * hidden, 11, 0.02));
+        SafeTensorsWriter.WriteF32(f.File("model.safetensors"), tensors);
+        File.WriteAllText(f.File("config_sentence_transformers.json"), """{"query_prefix": "<|im_start|>", "document_prefix": "", "query_length": 8}""");
+
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+        var o = llm.Encode("hello world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query })[0];
+        int[] expected = [14990, 151644, 1879, 151645, 151645, 151645, 151645, 151645];
+        Assert.That(o.PromptTokenIds, Is.EqualTo(expected), "hello, the prefix after the first token, world, then EOS to query_length");
+        Assert.That(o.Outputs.Shape[0], Is.EqualTo(8));
+        var reference = Run(f.Path, expected, [1, 1, 1, 0, 0, 0, 0, 0]);
+        var max = Enumerable.Range(0, 8).Max(i => Reference.MaxAbsDiff(o.Outputs.Row(i), reference[i]));
+        TestContext.Out.WriteLine($"decoder query (EOS expansion, unattended) vs the model on those ids and mask: max |diff| = {max:E2}");
+        Assert.That(max, Is.LessThanOrEqualTo(1e-5f));
+        var d = llm.Encode("hello world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document })[0];
+        Assert.That(d.PromptTokenIds, Is.EqualTo(new[] { 14990, 1879 }), "an empty document prefix inserts nothing");
+    }
 }

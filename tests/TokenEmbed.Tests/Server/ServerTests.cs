@@ -138,6 +138,9 @@ public sealed class ServerTests
         Assert.That(ok, Is.EqualTo(HttpStatusCode.OK));
         var doc = _llm.Encode(docs[0], PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document })[0].Outputs;
         Assert.That(pooled.GetProperty("data")[0].GetProperty("data").GetArrayLength(), Is.EqualTo(doc.Shape[0]), "the '!' vector is dropped");
+        var (okPooled, small) = await Post("/pooling", $$"""{"input": "{{docs[0]}}", "task": "token_embed", "{{field}}": "document", "pool_factor": 2}""");
+        Assert.That(okPooled, Is.EqualTo(HttpStatusCode.OK), small.ToString());
+        Assert.That(small.GetProperty("data")[0].GetProperty("data").GetArrayLength(), Is.EqualTo((doc.Shape[0] - 1) / 2 + 1), "pool_factor 2 halves the vectors");
     }
 
     [Test]
@@ -179,6 +182,8 @@ public sealed class ServerTests
     [TestCase("/pooling", """{"input": [[101, 999999]]}""", HttpStatusCode.BadRequest, null)]
     [TestCase("/pooling", """{"input": "a", "input_type": "sideways"}""", HttpStatusCode.BadRequest, "input_type")]
     [TestCase("/score", """{"queries": "a", "documents": ["b"], "input_type": "document"}""", HttpStatusCode.BadRequest, null)]
+    [TestCase("/pooling", """{"input": "a", "task": "token_embed", "pool_factor": 2}""", HttpStatusCode.BadRequest, null)]
+    [TestCase("/pooling", """{"input": "a", "task": "token_embed", "input_type": "document", "pool_factor": 0}""", HttpStatusCode.BadRequest, null)]
     [TestCase("/pooling", """{"model": "other", "input": "a"}""", HttpStatusCode.NotFound, "model")]
     [TestCase("/score", """{"queries": ["a", "b"], "documents": ["c", "d", "e"]}""", HttpStatusCode.BadRequest, null)]
     [TestCase("/rerank", """{"query": "a", "documents": []}""", HttpStatusCode.BadRequest, "documents")]
