@@ -67,31 +67,40 @@ internal static class HierarchicalPooling
     }
 
     /// <summary>Condensed Euclidean distances (float64) between the rows of the float32 matrix 1 − X·Xᵀ.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static double[] Observations(ReadOnlySpan<float> x, int n, int dim)
     {
-        var obs = new float[n * n];
+        var similarities = new float[n * n];
+        MaxSim.Dots(x, n, x, n, dim, similarities);
+        // Symmetric like a product's, whichever way round each dot was summed; then the float32 observations, widened.
+        var obs = new double[n * n];
         for (var i = 0; i < n; i++)
-        {
-            var xi = x.Slice(i * dim, dim);
             for (var j = i; j < n; j++)
             {
-                var s = 1f - MaxSim.Dot(xi, x.Slice(j * dim, dim));
-                obs[i * n + j] = s;
-                obs[j * n + i] = s;
+                var v = (double)(1f - similarities[i * n + j]);
+                obs[i * n + j] = v;
+                obs[j * n + i] = v;
             }
-        }
         var d = new double[n * (n - 1) / 2];
         var at = 0;
+        var lanes = System.Numerics.Vector<double>.Count;
         for (var i = 0; i < n; i++)
         {
             var a = obs.AsSpan(i * n, n);
             for (var j = i + 1; j < n; j++)
             {
                 var b = obs.AsSpan(j * n, n);
-                var sum = 0.0;
-                for (var k = 0; k < n; k++)
+                var acc = System.Numerics.Vector<double>.Zero;
+                var k = 0;
+                for (; k <= n - lanes; k += lanes)
                 {
-                    var diff = (double)a[k] - b[k];
+                    var diff = new System.Numerics.Vector<double>(a[k..]) - new System.Numerics.Vector<double>(b[k..]);
+                    acc += diff * diff;
+                }
+                var sum = System.Numerics.Vector.Sum(acc);
+                for (; k < n; k++)
+                {
+                    var diff = a[k] - b[k];
                     sum += diff * diff;
                 }
                 d[at++] = Math.Sqrt(sum);
@@ -114,6 +123,7 @@ internal static class HierarchicalPooling
     }
 
     /// <summary>Ward linkage by the nearest-neighbour chain, sorted by height (stable) and relabelled as scipy does.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static Merge[] WardLinkage(double[] distances, int n)
     {
         var d = distances;

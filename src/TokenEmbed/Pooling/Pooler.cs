@@ -90,10 +90,11 @@ internal sealed class Pooler : IDisposable
             {
                 var len = ids[row].Length;
                 var keep = Both(_tokenFilter?.Invoke(ids[row]), keeps?[row]);
-                var output = keep == null ? new PoolingOutput(data[..(len * width)].ToArray(), [len, width]) : Kept(data, keep, width);
-                var r = requests[row];
-                outputs[row] = r.PoolFactor > 1 ? HierarchicalPooling.Pool(output, r.PoolFactor, r.ProtectedTokens) : output;
+                outputs[row] = keep == null ? new PoolingOutput(data[..(len * width)].ToArray(), [len, width]) : Kept(data, keep, width);
             });
+            // Token pooling (PyLate's, documents only): a few milliseconds of host work per document, run in parallel.
+            var pooled = tokenRows.Where(r => requests[r].PoolFactor > 1).ToArray();
+            Parallel.ForEach(pooled, r => outputs[r] = HierarchicalPooling.Pool(outputs[r], requests[r].PoolFactor, requests[r].ProtectedTokens));
         }
         if (embedRows.Length > 0)
         {

@@ -15,7 +15,6 @@ namespace TokenEmbed.Retrieval;
 /// </summary>
 internal sealed class CentroidStage
 {
-    private const int Chunk = 16384;
     private readonly List<int>[] _lists;
 
     public CentroidStage(float[] centroids, int count, int dimension, long trainedTokens)
@@ -86,13 +85,21 @@ internal sealed class CentroidStage
         return Nearest(x, c).data<long>().ToArray().Select(v => (int)v).ToArray();
     }
 
+    /// <summary>
+    /// The argmax over centroids of each row's scores, in row chunks whose score matrix stays at 16 MB or less: glibc serves
+    /// larger blocks by mmap, and the fresh pages of a 130 MB product made it 16x slower here.
+    /// </summary>
     private static Tensor Nearest(Tensor x, Tensor c)
     {
         var n = x.shape[0];
-        if (n <= Chunk) return Gemm.Linear(x, c, null).argmax(1);
+        var chunk = Math.Max(256, (4L << 20) / c.shape[0]);
+        if (n <= chunk) return Gemm.Linear(x, c, null).argmax(1);
         var parts = new List<Tensor>();
-        for (long start = 0; start < n; start += Chunk)
-            parts.Add(Gemm.Linear(x.narrow(0, start, Math.Min(Chunk, n - start)), c, null).argmax(1));
+        for (long start = 0; start < n; start += chunk)
+        {
+            using var scores = Gemm.Linear(x.narrow(0, start, Math.Min(chunk, n - start)), c, null);
+            parts.Add(scores.argmax(1));
+        }
         return cat(parts, 0);
     }
 
@@ -177,6 +184,7 @@ internal sealed class CentroidStage
     }
 
     /// <summary>Centroid interaction: Σ over query vectors of the best score among the document's (allowed) centroids.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static float Interaction(float[] byCentroid, int nq, int[] codes, bool[]? allowed)
     {
         Span<float> best = nq <= 256 ? stackalloc float[nq] : new float[nq];

@@ -284,7 +284,8 @@ public sealed class MultiVectorIndex : IDisposable
     {
         var live = _docs.Select((d, i) => (d, i)).Where(x => !x.d.Removed).ToArray();
         var k = (int)Math.Min(plaid.Centroids ?? CentroidStage.AutoCount(_tokens), _tokens);
-        var wanted = Math.Min(_tokens, Math.Max(64L * k, 65536));
+        // About 40 sample vectors a centroid (faiss's minimum before it warns), at least 64k.
+        var wanted = Math.Min(_tokens, Math.Max(40L * k, 65536));
         var rng = new Random(plaid.Seed);
         var p = (double)wanted / _tokens;
         var sample = new List<float>();
@@ -304,7 +305,7 @@ public sealed class MultiVectorIndex : IDisposable
         }
         var centroids = CentroidStage.Train(CollectionsMarshal.AsSpan(sample).ToArray(), n, Dimension, k, plaid.KMeansIterations, plaid.Seed);
         var stage = new CentroidStage(centroids, k, Dimension, _tokens);
-        // Assign in groups of documents of about 64k vectors (one product each).
+        // Assign in groups of documents of about 32k vectors (one product each; buffers below glibc's mmap threshold).
         var group = new List<(Doc Doc, int Number)>();
         var buffer = new List<float>();
         void Flush()
@@ -325,7 +326,7 @@ public sealed class MultiVectorIndex : IDisposable
         {
             group.Add((doc, number));
             buffer.AddRange(Floats(doc, scratch));
-            if (buffer.Count >= 65536 * Dimension) Flush();
+            if (buffer.Count >= 32768 * Dimension) Flush();
         }
         Flush();
         _stage = stage;
