@@ -231,7 +231,8 @@ public sealed class Llm : IDisposable
         ArgumentNullException.ThrowIfNull(prompts);
         ThrowIfDisposed();
         // Validation and tokenization run on the caller's thread; only the forward is queued.
-        var request = PoolingRequest.Resolve(poolingTask, poolingParams, _model.Pooler);
+        var request = PoolingRequest.Resolve(poolingTask, poolingParams, _model.Pooler,
+            poolingParams?.InputType == InputType.Document ? _inputs.DocumentPooling : null);
         var prepared = _inputs.Process(prompts, poolingParams);
         if (prepared.Length == 0) return [];
         var outs = await _scheduler.SubmitAsync(prepared, Enumerable.Repeat(request, prepared.Length).ToArray(), cancellationToken).ConfigureAwait(false);

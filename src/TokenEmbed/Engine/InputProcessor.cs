@@ -37,6 +37,15 @@ internal sealed class InputProcessor(PoolingModel model)
         return result;
     }
 
+    /// <summary>The folder's token pooling of documents (PyLate's or sentence-transformers v6's, and a module's default factor).</summary>
+    public TokenPoolingDefaults DocumentPooling => _modes.Settings.Pooling ?? TokenPoolingDefaults.PyLate;
+
+    private TokenizedPrompt ModeText(string text, InputType type)
+    {
+        RequireTokenizer();
+        return _modes.EncodeText(text, type);
+    }
+
     /// <summary>The most tokens a prompt keeps (null = no truncation), after checking <see cref="PoolingParams.TruncatePromptTokens"/>.</summary>
     private int? KeepCount(PoolingParams? p)
     {
@@ -58,7 +67,7 @@ internal sealed class InputProcessor(PoolingModel model)
             if (keep is not null)
                 throw new ArgumentException("PoolingParams.TruncatePromptTokens does not apply with InputType Query or Document (their lengths are query_length / document_length).", nameof(p));
             var encoded = prompt.Text is { } t
-                ? _modes.Encode(RequireTokenizer().Encode(t, addSpecialTokens: false), hasSpecials: false, p.InputType.Value)
+                ? ModeText(t, p.InputType.Value)
                 : _modes.Encode(prompt.TokenIds!.ToArray(), hasSpecials: true, p.InputType.Value);
             return Validated(encoded, prompt, index);
         }

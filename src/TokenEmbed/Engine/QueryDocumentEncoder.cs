@@ -13,9 +13,32 @@ namespace TokenEmbed.Engine;
 // vectors of skiplist tokens (a skiplist word that is not a vocabulary token stands for the unknown token, as
 // convert_tokens_to_ids maps it).
 
-/// <summary>The resolved PyLate settings of a model folder.</summary>
+/// <summary>The resolved query / document settings of a model folder.</summary>
+/// <param name="QueryPrefixId">The query prefix token inserted after the first token, or null for none.</param>
+/// <param name="DocumentPrefixId">The document prefix token, or null for none.</param>
+/// <param name="QueryLength">Queries' length (prefix included).</param>
+/// <param name="DocumentLength">Documents' most tokens (prefix included).</param>
+/// <param name="DoQueryExpansion">Whether queries are padded to their length with <paramref name="ExpansionId"/>.</param>
+/// <param name="AttendToExpansionTokens">Whether the expansion tokens are attended.</param>
+/// <param name="ExpansionId">The expansion token.</param>
+/// <param name="Skiplist">Token ids whose vectors documents drop.</param>
+/// <param name="QueryPromptText">sentence-transformers v6: the "query" prompt, prepended to the text (instead of a prefix id).</param>
+/// <param name="DocumentPromptText">sentence-transformers v6: the "document" (or "passage" / "corpus") prompt.</param>
+/// <param name="Pooling">How documents' token pooling is done and its defaults (null: PyLate's, no module default).</param>
 internal sealed record PyLateSettings(int? QueryPrefixId, int? DocumentPrefixId, int QueryLength, int DocumentLength,
-    bool DoQueryExpansion, bool AttendToExpansionTokens, int ExpansionId, IReadOnlySet<int> Skiplist);
+    bool DoQueryExpansion, bool AttendToExpansionTokens, int ExpansionId, IReadOnlySet<int> Skiplist,
+    string? QueryPromptText = null, string? DocumentPromptText = null, TokenPoolingDefaults? Pooling = null);
+
+/// <summary>
+/// A folder's token pooling of documents: PyLate's (Ward over the rows of 1 − cos, protected vectors last) or
+/// sentence-transformers v6's <c>pool_document_embeddings</c> (Ward over the condensed 1 − cos, protected vectors first),
+/// and the pool factor its <c>HierarchicalPooling</c> module applies to every document (1: none).
+/// </summary>
+internal readonly record struct TokenPoolingDefaults(bool SentenceTransformers, int PoolFactor, int ProtectedTokens)
+{
+    /// <summary>PyLate's pooling, no module default.</summary>
+    public static TokenPoolingDefaults PyLate => new(false, 1, 1);
+}
 
 /// <summary>Encodes prompts as PyLate queries and documents.</summary>
 internal sealed class QueryDocumentEncoder(PoolingModel model)
@@ -32,7 +55,19 @@ internal sealed class QueryDocumentEncoder(PoolingModel model)
     /// </summary>
     public TokenizedPrompt Encode(int[] content, bool hasSpecials, InputType type)
     {
+        return Encode(content, hasSpecials, type, Settings);
+    }
+
+    /// <summary>A text prompt as a query or document: a sentence-transformers v6 prompt is prepended to the text first.</summary>
+    public TokenizedPrompt EncodeText(string text, InputType type)
+    {
         var s = Settings;
+        var prompt = type == InputType.Query ? s.QueryPromptText : s.DocumentPromptText;
+        return Encode(model.Tokenizer!.Encode(prompt + text, addSpecialTokens: false), hasSpecials: false, type, s);
+    }
+
+    private TokenizedPrompt Encode(int[] content, bool hasSpecials, InputType type, PyLateSettings s)
+    {
         var query = type == InputType.Query;
         var prefix = query ? s.QueryPrefixId : s.DocumentPrefixId;
         var length = query ? s.QueryLength : s.DocumentLength;
@@ -73,6 +108,34 @@ internal sealed class QueryDocumentEncoder(PoolingModel model)
         var tok = model.Tokenizer ?? throw new InvalidOperationException(
             "Query / document encoding needs the folder's tokenizer (for the prefix, expansion and skiplist tokens).");
         var pylate = model.Folder.PyLate;
+        var config = TokenizerConfig.Load(model.Folder.Path);
+        int? Named(string key) => config?.Token(key) is { } name ? tok.TokenToId(name) : null;
+        var mask = Named("mask_token") ?? tok.TokenToId("[MASK]") ?? tok.TokenToId("<mask>");
+        var eos = Named("eos_token") ?? (model.Folder.Config.Has("eos_token_id") ? model.Folder.Config.GetInt("eos_token_id", 0) : (int?)null);
+        // PyLate maps each skiplist word with convert_tokens_to_ids: a word that is not one vocabulary token becomes the
+        // unknown token's id (so documents then drop their [UNK] vectors); without an unknown token it is dropped.
+        var unk = Named("unk_token") ?? tok.TokenToId("[UNK]") ?? tok.TokenToId("<unk>");
+        HashSet<int> Skiplist(IEnumerable<string> words) => words.Select(w => tok.TokenToId(w) ?? unk).OfType<int>().ToHashSet();
+        ModelLoadException NoExpansionToken() =>
+            new($"'{model.Folder.Path}': query expansion needs a mask, EOS or pad token, and the tokenizer has none.", model.Folder.Path);
+
+        // sentence-transformers v6 MultiVectorEncoder folders (unless they still carry PyLate's own prefix keys): the
+        // Transformer module's lengths and expansion flags, prefixes as the "query" / "document" prompts (text), the
+        // MultiVectorMask module's skiplist (none without that module), expansion with the mask token else the pad token,
+        // and the HierarchicalPooling module's pooling.
+        if (model.Folder.Layout?.MultiVector is { } v6 && pylate?.QueryPrefix is null && pylate?.DocumentPrefix is null)
+        {
+            var prompts = pylate?.Prompts ?? new Dictionary<string, string>();
+            string? Prompt(params string[] names) => names.Select(n => prompts.GetValueOrDefault(n)).FirstOrDefault(p => p is not null);
+            var v6Expansion = v6.DoQueryExpansion ?? true;
+            return new PyLateSettings(null, null, v6.QueryLength ?? 32, v6.DocumentLength ?? 180, v6Expansion,
+                v6Expansion && (v6.AttendToExpansionTokens ?? false),
+                mask ?? tok.PadTokenId ?? eos ?? throw NoExpansionToken(),
+                v6.HasMask ? Skiplist(v6.SkiplistWords ?? PunctuationWords) : [],
+                Prompt("query"), Prompt("document", "passage", "corpus"),
+                new TokenPoolingDefaults(true, v6.PoolFactor ?? 1, v6.ProtectedTokens ?? 1));
+        }
+
         var artifact = ReadArtifact(model.Folder.Path);
         var queryPrefix = pylate?.QueryPrefix ?? artifact?.QueryToken ?? "[unused0]";
         var documentPrefix = pylate?.DocumentPrefix ?? artifact?.DocumentToken ?? "[unused1]";
@@ -80,20 +143,12 @@ internal sealed class QueryDocumentEncoder(PoolingModel model)
             : tok.TokenToId(token) ?? throw new ModelLoadException(
                 $"'{model.Folder.Path}': the {what} '{token}' is not a token of the tokenizer (set it in {PyLateConfig.FileName}, or \"\" for none).", model.Folder.Path);
         var expansion = pylate?.DoQueryExpansion ?? true;
-        var config = TokenizerConfig.Load(model.Folder.Path);
-        int? Named(string key) => config?.Token(key) is { } name ? tok.TokenToId(name) : null;
         // PyLate pads queries with the mask token (MLM models), else EOS (decoders).
-        var expansionId = Named("mask_token") ?? tok.TokenToId("[MASK]") ?? tok.TokenToId("<mask>")
-            ?? Named("eos_token") ?? (model.Folder.Config.Has("eos_token_id") ? model.Folder.Config.GetInt("eos_token_id", 0) : (int?)null)
-            ?? tok.PadTokenId
-            ?? throw new ModelLoadException($"'{model.Folder.Path}': query expansion needs a mask, EOS or pad token, and the tokenizer has none.", model.Folder.Path);
-        // PyLate maps each word with convert_tokens_to_ids: a word that is not one vocabulary token becomes the unknown
-        // token's id (so documents then drop their [UNK] vectors); without an unknown token it is dropped.
-        var unk = Named("unk_token") ?? tok.TokenToId("[UNK]") ?? tok.TokenToId("<unk>");
-        var skiplist = (pylate?.SkiplistWords ?? PunctuationWords).Select(w => tok.TokenToId(w) ?? unk).OfType<int>().ToHashSet();
+        var expansionId = mask ?? eos ?? tok.PadTokenId ?? throw NoExpansionToken();
         return new PyLateSettings(Id(queryPrefix, "query prefix"), Id(documentPrefix, "document prefix"),
             pylate?.QueryLength ?? artifact?.QueryLength ?? 32, pylate?.DocumentLength ?? artifact?.DocumentLength ?? 180,
-            expansion, expansion && (pylate?.AttendToExpansionTokens ?? artifact?.AttendToMask ?? false), expansionId, skiplist);
+            expansion, expansion && (pylate?.AttendToExpansionTokens ?? artifact?.AttendToMask ?? false), expansionId,
+            Skiplist(pylate?.SkiplistWords ?? PunctuationWords));
     }
 
     /// <summary>Python's <c>string.punctuation</c>, PyLate's default skiplist.</summary>

@@ -27,6 +27,16 @@ internal enum PoolingMode
 internal sealed record DenseModuleSpec(string Folder, int InFeatures, int OutFeatures, bool Bias, string Activation, string WeightsPath);
 
 /// <summary>
+/// The multi-vector settings of a sentence-transformers v6 <c>MultiVectorEncoder</c> folder: the Transformer module's
+/// <c>query_length</c>, <c>document_length</c>, <c>do_query_expansion</c>, <c>attend_to_expansion_tokens</c> (in its
+/// <c>sentence_bert_config.json</c>, at the top level or in a <c>query_expansion</c> object), the <c>MultiVectorMask</c>
+/// module's <c>skiplist_words</c> and the <c>HierarchicalPooling</c> module's <c>pool_factor</c> / <c>protected_tokens</c>.
+/// Null values: the file does not say.
+/// </summary>
+internal sealed record MultiVectorSettings(int? QueryLength, int? DocumentLength, bool? DoQueryExpansion, bool? AttendToExpansionTokens,
+    bool HasMask, IReadOnlyList<string>? SkiplistWords, int? PoolFactor, int? ProtectedTokens);
+
+/// <summary>
 /// The sentence-transformers / PyLate modules of a model folder (<c>modules.json</c>, <c>1_Pooling</c>, Dense
 /// modules, <c>2_Normalize</c>, <c>sentence_bert_config.json</c>).
 /// </summary>
@@ -43,6 +53,9 @@ internal sealed class SentenceTransformersLayout
 
     /// <summary><c>max_seq_length</c> of <c>sentence_bert_config.json</c>, or null.</summary>
     public int? MaxSeqLength { get; private init; }
+
+    /// <summary>The sentence-transformers v6 multi-vector settings, or null when the folder is not a <c>MultiVectorEncoder</c>.</summary>
+    public MultiVectorSettings? MultiVector { get; private init; }
 
     /// <summary>Reads the layout, or returns null when the folder has no <c>modules.json</c> and no <c>sentence_bert_config.json</c>.</summary>
     public static SentenceTransformersLayout? Load(string folder)
@@ -62,6 +75,16 @@ internal sealed class SentenceTransformersLayout
         PoolingMode? pooling = null;
         var poolingBeforeDense = false;
         var dense = new List<DenseModuleSpec>();
+        HfConfig? transformerConfig = null;
+        HfConfig? maskConfig = null;
+        var hasMask = false;
+        HfConfig? poolingConfig = null;
+        var multiVector = false;
+        HfConfig? ModuleConfig(string rel, string name)
+        {
+            var path = FolderPaths.Inside(folder, Path.Combine(rel, name), modulesPath);
+            return File.Exists(path) ? HfConfig.Load(path) : null;
+        }
         for (var i = 0; i < modules.Count; i++)
         {
             var m = HfConfig.Element(modules[i], modulesPath, "modules", i);
@@ -69,9 +92,20 @@ internal sealed class SentenceTransformersLayout
             var rel = m.GetString("path", null) ?? "";
             var dir = InsideFolder(folder, rel, modulesPath, m.FieldPath("path"));
             var shortName = type[(type.LastIndexOf('.') + 1)..];
+            if (type.Contains("multi_vector_encoder", StringComparison.Ordinal)) multiVector = true;
             switch (shortName)
             {
-                case "Transformer":
+                case "Transformer" or "MultiVectorTransformer":
+                    transformerConfig = ModuleConfig(rel, "sentence_bert_config.json");
+                    break;
+                case "MultiVectorMask":
+                    multiVector = true;
+                    hasMask = true;
+                    maskConfig = ModuleConfig(rel, "config.json");
+                    break;
+                case "HierarchicalPooling":
+                    multiVector = true;
+                    poolingConfig = ModuleConfig(rel, "config.json");
                     break;
                 case "Pooling":
                     pooling = ReadPooling(FolderPaths.Inside(folder, Path.Combine(rel, "config.json"), modulesPath));
@@ -84,14 +118,34 @@ internal sealed class SentenceTransformersLayout
                     break;   // TokenEmbed and Embed normalize by default (PoolingParams.Normalize), with or without it
                 default:
                     throw new ModelLoadException(
-                        $"'{modulesPath}': module type '{type}' is not supported (supported: Transformer, Pooling, Dense, Normalize).", modulesPath);
+                        $"'{modulesPath}': module type '{type}' is not supported (supported: Transformer, Pooling, Dense, Normalize, and MultiVectorEncoder's MultiVectorMask and HierarchicalPooling).", modulesPath);
             }
         }
         return new SentenceTransformersLayout
         {
             Pooling = pooling, PoolingBeforeDense = pooling != null && poolingBeforeDense, Dense = dense,
             MaxSeqLength = maxSeq,
+            MultiVector = MultiVectorOf(transformerConfig, hasMask, maskConfig, poolingConfig, multiVector),
         };
+    }
+
+    private static readonly string[] MultiVectorKeys = ["query_length", "document_length", "do_query_expansion", "attend_to_expansion_tokens"];
+
+    /// <summary>The v6 settings when the modules (or the Transformer's config keys) say the folder is a MultiVectorEncoder.</summary>
+    private static MultiVectorSettings? MultiVectorOf(HfConfig? transformer, bool hasMask, HfConfig? mask, HfConfig? pooling, bool multiVector)
+    {
+        var t = transformer;
+        if (t?.GetSection("query_expansion") is { } nested) t = nested;
+        if (!multiVector && (t is null || !MultiVectorKeys.Any(t.Has))) return null;
+        int? Length(HfConfig? c, string name) => c is not null && c.Has(name) ? c.GetPositiveInt(name, 1) : null;
+        bool? Flag(string name) => t is not null && t.Has(name) ? t.GetBool(name, false) : null;
+        int? Count(HfConfig? c, string name) => c is not null && c.Has(name) ? c.GetInt(name, 0) : null;
+        var factor = Count(pooling, "pool_factor");
+        if (factor is < 1) throw new ModelLoadException($"'{pooling!.FilePath}': pool_factor {factor} must be at least 1.", pooling.FilePath);
+        var kept = Count(pooling, "protected_tokens");
+        if (kept is < 0) throw new ModelLoadException($"'{pooling!.FilePath}': protected_tokens {kept} must not be negative.", pooling.FilePath);
+        return new MultiVectorSettings(Length(t, "query_length"), Length(t, "document_length"), Flag("do_query_expansion"), Flag("attend_to_expansion_tokens"),
+            hasMask, mask?.GetStringList("skiplist_words"), factor, kept);
     }
 
     /// <summary>A module folder, which must lie inside the model folder (a path like <c>../x</c> is an error naming the field).</summary>

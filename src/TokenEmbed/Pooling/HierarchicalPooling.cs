@@ -19,8 +19,13 @@ namespace TokenEmbed.Pooling;
 /// </remarks>
 internal static class HierarchicalPooling
 {
-    /// <summary>Pools one document's vectors [n, dim]; <paramref name="poolFactor"/> 1 returns them unchanged.</summary>
-    public static PoolingOutput Pool(PoolingOutput document, int poolFactor, int protectedTokens)
+    /// <summary>
+    /// Pools one document's vectors [n, dim] as PyLate does, or with <paramref name="sentenceTransformers"/> as
+    /// sentence-transformers v6's <c>pool_document_embeddings</c> does: Ward linkage over the condensed cosine distances
+    /// 1 − S themselves (not the rows), the protected vectors first, and the document unchanged when the cut would keep every
+    /// vector. <paramref name="poolFactor"/> 1 returns the document unchanged.
+    /// </summary>
+    public static PoolingOutput Pool(PoolingOutput document, int poolFactor, int protectedTokens, bool sentenceTransformers = false)
     {
         var n = document.Shape[0];
         var dim = document.Shape[1];
@@ -28,19 +33,55 @@ internal static class HierarchicalPooling
         var rest = n - kept;
         if (poolFactor <= 1) return document;
         var data = document.Data;
-        var pooledRest = rest switch
+        var tail = data.AsSpan(kept * dim, rest * dim);
+        var clusters = Math.Max(rest / poolFactor, 1);
+        float[] pooledRest;
+        if (sentenceTransformers)
         {
-            0 => [],
-            1 => data.AsSpan(kept * dim, dim).ToArray(),
-            _ => Means(data.AsSpan(kept * dim, rest * dim), rest, dim, Labels(data.AsSpan(kept * dim, rest * dim), rest, dim, Math.Max(rest / poolFactor, 1))),
-        };
+            if (clusters >= rest) return document;
+            pooledRest = Means(tail, rest, dim, MaxClust(WardLinkage(CondensedCosineDistances(tail, rest, dim), rest), rest, clusters));
+        }
+        else
+        {
+            pooledRest = rest switch
+            {
+                0 => [],
+                1 => tail.ToArray(),
+                _ => Means(tail, rest, dim, Labels(tail, rest, dim, clusters)),
+            };
+        }
         var result = new float[pooledRest.Length + kept * dim];
-        pooledRest.CopyTo(result, 0);
-        data.AsSpan(0, kept * dim).CopyTo(result.AsSpan(pooledRest.Length));
+        var head = data.AsSpan(0, kept * dim);
+        if (sentenceTransformers)
+        {
+            head.CopyTo(result);
+            pooledRest.CopyTo(result, head.Length);
+        }
+        else
+        {
+            pooledRest.CopyTo(result, 0);
+            head.CopyTo(result.AsSpan(pooledRest.Length));
+        }
         return new PoolingOutput(result, [result.Length / dim, dim]);
     }
 
-    /// <summary>The mean of each cluster 1..max label, in label order (labels are 1-based and dense).</summary>
+    /// <summary>sentence-transformers v6: the labels of Ward linkage over the condensed float32 distances 1 − S (1-based).</summary>
+    public static int[] CondensedLabels(ReadOnlySpan<float> x, int n, int dim, int maxClusters) =>
+        MaxClust(WardLinkage(CondensedCosineDistances(x, n, dim), n), n, maxClusters);
+
+    /// <summary>The upper triangle of 1 − X·Xᵀ in float32, widened, row by row (numpy's <c>triu_indices(n, k=1)</c> order).</summary>
+    private static double[] CondensedCosineDistances(ReadOnlySpan<float> x, int n, int dim)
+    {
+        var similarities = new float[n * n];
+        MaxSim.Dots(x, n, x, n, dim, similarities);
+        var d = new double[n * (n - 1) / 2];
+        var at = 0;
+        for (var i = 0; i < n; i++)
+            for (var j = i + 1; j < n; j++) d[at++] = 1f - similarities[i * n + j];
+        return d;
+    }
+
+    /// <summary>The mean of each cluster 1..max label, in label order (fcluster numbers clusters 1..k without gaps).</summary>
     private static float[] Means(ReadOnlySpan<float> x, int n, int dim, int[] labels)
     {
         var clusters = labels.Max();

@@ -94,7 +94,8 @@ internal sealed class Pooler : IDisposable
             });
             // Token pooling (PyLate's, documents only): a few milliseconds of host work per document, run in parallel.
             var pooled = tokenRows.Where(r => requests[r].PoolFactor > 1).ToArray();
-            Parallel.ForEach(pooled, r => outputs[r] = HierarchicalPooling.Pool(outputs[r], requests[r].PoolFactor, requests[r].ProtectedTokens));
+            Parallel.ForEach(pooled, r => outputs[r] = HierarchicalPooling.Pool(outputs[r], requests[r].PoolFactor, requests[r].ProtectedTokens,
+                requests[r].SentenceTransformersPooling));
         }
         if (embedRows.Length > 0)
         {

@@ -216,4 +216,53 @@ public sealed class PyLateModesTests
         var d = llm.Encode("hello world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document })[0];
         Assert.That(d.PromptTokenIds, Is.EqualTo(new[] { 14990, 1879 }), "an empty document prefix inserts nothing");
     }
+
+    /// <summary>
+    /// A sentence-transformers v6 MultiVectorEncoder folder around MiniLM: the Transformer module's lengths and expansion
+    /// flags in sentence_bert_config.json, text prompts as prefixes, a MultiVectorMask skiplist and a HierarchicalPooling
+    /// module (pool factor 2), as sentence_transformers/multi_vector_encoder saves them.
+    /// </summary>
+    [Test]
+    public void ASentenceTransformersV6FolderUsesItsModulesAndPrompts()
+    {
+        var mini = TestPaths.MiniLm;
+        using var f = new TempFolder().CopyFrom(mini, [.. Checkpoints.TokenizerFiles, "config.json", "model.safetensors"]);
+        var w = Reference.Gaussian(Dim * 384, 9, 0.05);
+        Directory.CreateDirectory(f.File("1_Dense"));
+        File.WriteAllText(f.File("1_Dense/config.json"), $$"""{"in_features": 384, "out_features": {{Dim}}, "bias": false, "activation_function": "torch.nn.modules.linear.Identity"}""");
+        SafeTensorsWriter.WriteF32(f.File("1_Dense/model.safetensors"), new Dictionary<string, (long[], float[])> { ["linear.weight"] = ([Dim, 384], w) });
+        Directory.CreateDirectory(f.File("2_MultiVectorMask"));
+        File.WriteAllText(f.File("2_MultiVectorMask/config.json"), """{"skiplist_words": [","]}""");
+        Directory.CreateDirectory(f.File("3_HierarchicalPooling"));
+        File.WriteAllText(f.File("3_HierarchicalPooling/config.json"), """{"pool_factor": 2, "protected_tokens": 1}""");
+        File.WriteAllText(f.File("modules.json"), """
+            [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
+             {"idx": 1, "name": "1", "path": "1_Dense", "type": "sentence_transformers.base.modules.dense.Dense"},
+             {"idx": 2, "name": "2", "path": "2_MultiVectorMask", "type": "sentence_transformers.multi_vector_encoder.modules.multi_vector_mask.MultiVectorMask"},
+             {"idx": 3, "name": "3", "path": "3_HierarchicalPooling", "type": "sentence_transformers.multi_vector_encoder.modules.hierarchical_pooling.HierarchicalPooling"}]
+            """);
+        File.WriteAllText(f.File("sentence_bert_config.json"),
+            """{"max_seq_length": 256, "query_length": 9, "document_length": 10, "do_query_expansion": true, "attend_to_expansion_tokens": false}""");
+        File.WriteAllText(f.File("config_sentence_transformers.json"),
+            """{"model_type": "MultiVectorEncoder", "prompts": {"query": "query: ", "document": "passage: "}, "default_prompt_name": null, "similarity_fn_name": "MaxSim"}""");
+        using var llm = new Llm(f.Path, new LlmOptions { Device = "cpu" });
+
+        var q = llm.Encode("hello world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Query })[0];
+        var prompted = llm.Tokenize("query: hello world").ToArray();
+        Assert.That(prompted, Has.Length.EqualTo(6), "[CLS] query : hello world [SEP]");
+        Assert.That(q.PromptTokenIds, Is.EqualTo(prompted.Concat([103, 103, 103]).ToArray()), "the text prompt, no prefix id, [MASK] to query_length 9");
+        var reference = Run(f.Path, q.PromptTokenIds.ToArray(), [1, 1, 1, 1, 1, 1, 0, 0, 0]);
+        var max = Enumerable.Range(0, 9).Max(i => Reference.MaxAbsDiff(q.Outputs.Row(i), reference[i]));
+        Assert.That(max, Is.LessThanOrEqualTo(1e-5f));
+
+        var unpooled = llm.Encode("hello, world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document, PoolFactor = 1 })[0];
+        var ids = llm.Tokenize("passage: hello, world").ToArray();
+        Assert.That(unpooled.PromptTokenIds, Is.EqualTo(ids));
+        Assert.That(unpooled.Outputs.Shape[0], Is.EqualTo(ids.Length - 1), "the MultiVectorMask skiplist drops ','");
+        var pooled = llm.Encode("hello, world", PoolingTask.TokenEmbed, new PoolingParams { InputType = InputType.Document })[0].Outputs;
+        var expected = TokenEmbed.Pooling.HierarchicalPooling.Pool(unpooled.Outputs, 2, 1, sentenceTransformers: true);
+        Assert.That(pooled.Shape[0], Is.EqualTo(1 + (ids.Length - 2) / 2), "the HierarchicalPooling module pools every document");
+        Assert.That(pooled.Data, Is.EqualTo(expected.Data));
+        Assert.That(pooled.Row(0).ToArray(), Is.EqualTo(unpooled.Outputs.Row(0).ToArray()), "sentence-transformers keeps the protected vector first");
+    }
 }

@@ -8,11 +8,13 @@ namespace TokenEmbed.Tests.Retrieval;
 /// <summary>
 /// PyLate's token pooling against scipy: <c>Fixtures/token_pooling/cases.json</c> holds token vectors with the labels
 /// <c>fcluster(linkage(1 - S, "ward"), maxclust)</c> gave them and the pooled vectors PyLate's
-/// <c>pool_embeddings_hierarchical</c> returns (written by the <c>generate.py</c> next to it, scipy 1.10.1).
+/// <c>pool_embeddings_hierarchical</c> returns, and cases of sentence-transformers v6's <c>pool_document_embeddings</c>
+/// (linkage over the condensed distances, protected vectors first), all written by the <c>generate.py</c> next to it
+/// (scipy 1.10.1).
 /// </summary>
 public sealed class TokenPoolingTests
 {
-    private sealed record Case(string Name, int Tokens, int Dim, int PoolFactor, int ProtectedTokens, float[] Vectors, int[] Labels, int PooledTokens, float[] Pooled);
+    private sealed record Case(string Name, bool SentenceTransformers, int Tokens, int Dim, int PoolFactor, int ProtectedTokens, float[] Vectors, int[] Labels, int PooledTokens, float[] Pooled);
 
     private static IEnumerable<TestCaseData> Cases()
     {
@@ -20,7 +22,7 @@ public sealed class TokenPoolingTests
         foreach (var c in doc.RootElement.GetProperty("cases").EnumerateArray())
         {
             static float[] F(JsonElement e) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(Convert.FromBase64String(e.GetString()!)).ToArray();
-            var item = new Case(c.GetProperty("name").GetString()!, c.GetProperty("tokens").GetInt32(), c.GetProperty("dim").GetInt32(),
+            var item = new Case(c.GetProperty("name").GetString()!, c.GetProperty("method").GetString() == "sentence_transformers", c.GetProperty("tokens").GetInt32(), c.GetProperty("dim").GetInt32(),
                 c.GetProperty("pool_factor").GetInt32(), c.GetProperty("protected_tokens").GetInt32(), F(c.GetProperty("vectors")),
                 c.GetProperty("labels").EnumerateArray().Select(v => v.GetInt32()).ToArray(), c.GetProperty("pooled_tokens").GetInt32(), F(c.GetProperty("pooled")));
             yield return new TestCaseData(item).SetArgDisplayNames(item.Name);
@@ -32,10 +34,15 @@ public sealed class TokenPoolingTests
     {
         var c = (Case)boxed;
         var rest = c.Tokens - c.ProtectedTokens;
-        var labels = HierarchicalPooling.Labels(c.Vectors.AsSpan(c.ProtectedTokens * c.Dim), rest, c.Dim, Math.Max(rest / c.PoolFactor, 1));
+        var tail = c.Vectors.AsSpan(c.ProtectedTokens * c.Dim);
+        var clusters = Math.Max(rest / c.PoolFactor, 1);
+        var labels = c.SentenceTransformers ? HierarchicalPooling.CondensedLabels(tail, rest, c.Dim, clusters) : HierarchicalPooling.Labels(tail, rest, c.Dim, clusters);
         Assert.That(labels, Is.EqualTo(c.Labels), "fcluster labels, in scipy's numbering");
 
-        var pooled = LateInteraction.PoolTokens(new PoolingOutput(c.Vectors, [c.Tokens, c.Dim]), c.PoolFactor, c.ProtectedTokens);
+        var document = new PoolingOutput(c.Vectors, [c.Tokens, c.Dim]);
+        var pooled = c.SentenceTransformers
+            ? HierarchicalPooling.Pool(document, c.PoolFactor, c.ProtectedTokens, sentenceTransformers: true)
+            : LateInteraction.PoolTokens(document, c.PoolFactor, c.ProtectedTokens);
         Assert.That(pooled.Shape, Is.EqualTo(new[] { c.PooledTokens, c.Dim }));
         var max = Reference.MaxAbsDiff(pooled.Data, c.Pooled);
         TestContext.Out.WriteLine($"{c.Name}: {c.Tokens} → {c.PooledTokens} vectors, max |diff| vs PyLate = {max:E2}");

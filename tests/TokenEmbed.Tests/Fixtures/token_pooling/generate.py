@@ -1,10 +1,11 @@
 """Writes cases.json: token vectors with the clusters and pooled vectors PyLate's token pooling gives for them.
 
-PyLate (pylate/models/colbert.py, ColBERT.pool_embeddings_hierarchical), for each document of L2-normalized token
+Cases with "method": "pylate" follow PyLate (pylate/models/colbert.py, ColBERT.pool_embeddings_hierarchical): for each document of L2-normalized token
 vectors: the first `protected_tokens` vectors are kept aside; the others' cosine similarities S = X @ X.T (float32)
 become observations 1 - S, clustered by scipy.cluster.hierarchy.linkage(method="ward") (Euclidean distances between
 those rows), cut by fcluster(t=max(n // pool_factor, 1), criterion="maxclust"); the result is the mean of each
-cluster, for cluster ids 1..t, followed by the protected vectors.
+cluster, for cluster ids 1..t, followed by the protected vectors. Cases with "method": "sentence_transformers" follow
+sentence-transformers v6's pool_document_embeddings (see sentence_transformers_pool).
 
 Run once with any numpy + scipy (this file was run with scipy 1.10.1, numpy 1.24.2):
     python3 generate.py
@@ -30,6 +31,22 @@ def pylate_pool(x, pool_factor, protected):
     return labels, np.stack(pooled).astype(np.float32)
 
 
+def sentence_transformers_pool(x, pool_factor, protected):
+    """sentence-transformers v6 (multi_vector_encoder/modules/hierarchical_pooling.py, pool_document_embeddings): Ward
+    linkage over the condensed cosine distances themselves, the protected vectors first, and the document unchanged when
+    the cut would keep every vector."""
+    protected_vectors = x[:protected]
+    rest = x[protected:]
+    n = len(rest)
+    clusters = max(n // pool_factor, 1)
+    if clusters >= n:
+        return np.arange(1, n + 1), x
+    condensed = (1 - rest @ rest.T)[np.triu_indices(n, k=1)]
+    labels = hierarchy.fcluster(hierarchy.linkage(condensed, method="ward"), t=clusters, criterion="maxclust")
+    pooled = [rest[labels == c].mean(axis=0) for c in range(1, clusters + 1) if (labels == c).any()]
+    return labels, np.concatenate([protected_vectors, np.stack(pooled)]).astype(np.float32)
+
+
 def unit(rows):
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
@@ -42,10 +59,11 @@ rng = np.random.default_rng(20261202)
 cases = []
 
 
-def add(name, x, pool_factor, protected):
-    labels, pooled = pylate_pool(x, pool_factor, protected)
+def add(name, x, pool_factor, protected, method="pylate"):
+    pool = pylate_pool if method == "pylate" else sentence_transformers_pool
+    labels, pooled = pool(x, pool_factor, protected)
     cases.append({
-        "name": name, "tokens": int(x.shape[0]), "dim": int(x.shape[1]), "pool_factor": pool_factor,
+        "name": name, "method": method, "tokens": int(x.shape[0]), "dim": int(x.shape[1]), "pool_factor": pool_factor,
         "protected_tokens": protected, "vectors": b64(x), "labels": [int(v) for v in labels],
         "pooled_tokens": int(pooled.shape[0]), "pooled": b64(pooled),
     })
@@ -67,6 +85,12 @@ for n, dim, centers, noise, factor in [(90, 64, 12, 0.05, 2), (150, 128, 20, 0.2
 base = unit(rng.standard_normal((6, 16)))
 dup = np.concatenate([base, base[[0, 1, 2]], base[[0, 0]]])
 add("duplicates_11x16", dup.astype(np.float32), 2, 1)
+
+# sentence-transformers v6's variant on random and clustered documents.
+for n, dim, factor, protected in [(12, 16, 2, 1), (64, 48, 3, 1), (180, 128, 2, 1), (181, 128, 4, 0)]:
+    add(f"st_random_{n}x{dim}_f{factor}_p{protected}", unit(rng.standard_normal((n, dim))), factor, protected, "sentence_transformers")
+c = rng.standard_normal((10, 64))
+add("st_clustered_120x64", unit(c[rng.integers(0, 10, 120)] + 0.2 * rng.standard_normal((120, 64))), 2, 1, "sentence_transformers")
 
 with open("cases.json", "w") as f:
     json.dump({"generator": "generate.py", "scipy": scipy.__version__, "numpy": np.__version__, "cases": cases}, f)
