@@ -28,10 +28,7 @@ internal static class MaxSim
         for (; i + 4 <= nq; i += 4)
         {
             float b0 = float.NegativeInfinity, b1 = b0, b2 = b0, b3 = b0;
-            var q0 = q.Slice(i * dim, dim);
-            var q1 = q.Slice((i + 1) * dim, dim);
-            var q2 = q.Slice((i + 2) * dim, dim);
-            var q3 = q.Slice((i + 3) * dim, dim);
+            Rows4(q, i, dim, out var q0, out var q1, out var q2, out var q3);
             for (var j = 0; j < nd; j++)
             {
                 Dot4(q0, q1, q2, q3, d.Slice(j * dim, dim), out var s0, out var s1, out var s2, out var s3);
@@ -66,10 +63,7 @@ internal static class MaxSim
         var i = 0;
         for (; i + 4 <= na; i += 4)
         {
-            var a0 = a.Slice(i * dim, dim);
-            var a1 = a.Slice((i + 1) * dim, dim);
-            var a2 = a.Slice((i + 2) * dim, dim);
-            var a3 = a.Slice((i + 3) * dim, dim);
+            Rows4(a, i, dim, out var a0, out var a1, out var a2, out var a3);
             for (var j = 0; j < nb; j++)
             {
                 Dot4(a0, a1, a2, a3, b.Slice(j * dim, dim), out var s0, out var s1, out var s2, out var s3);
@@ -81,6 +75,16 @@ internal static class MaxSim
         }
         for (; i < na; i++)
             for (var j = 0; j < nb; j++) output[i * nb + j] = Dot(a.Slice(i * dim, dim), b.Slice(j * dim, dim));
+    }
+
+    /// <summary>Rows i..i+3 of a row-major matrix.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Rows4(ReadOnlySpan<float> m, int i, int dim, out ReadOnlySpan<float> r0, out ReadOnlySpan<float> r1, out ReadOnlySpan<float> r2, out ReadOnlySpan<float> r3)
+    {
+        r0 = m.Slice(i * dim, dim);
+        r1 = m.Slice((i + 1) * dim, dim);
+        r2 = m.Slice((i + 2) * dim, dim);
+        r3 = m.Slice((i + 3) * dim, dim);
     }
 
     /// <summary>The dot product of two equal-length vectors.</summary>

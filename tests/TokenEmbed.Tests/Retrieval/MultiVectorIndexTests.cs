@@ -157,16 +157,23 @@ public sealed class MultiVectorIndexTests
         Expect(v1, "version-1");
     }
 
-    /// <summary>Documents encoded as PyLate documents, a query as a PyLate query: Search ranks as Score does.</summary>
-    [Test]
-    public void ThroughAnLlmSearchRanksAsScore()
+    /// <summary>all-MiniLM-L6-v2 in HF_ColBERT layout with a seeded 384 → 32 head.</summary>
+    private static TempFolder ColBertMiniLm()
     {
         var mini = TestPaths.MiniLm;
-        using var folder = new TempFolder().CopyFrom(mini, Checkpoints.TokenizerFiles);
+        var folder = new TempFolder().CopyFrom(mini, Checkpoints.TokenizerFiles);
         Checkpoints.WriteConfig(mini, folder.Path, "HF_ColBERT");
         var tensors = Checkpoints.ReadAll(mini);
         tensors["linear.weight"] = ([32, 384], Reference.Gaussian(32 * 384, 4, 0.05));
         SafeTensorsWriter.WriteF32(folder.File("model.safetensors"), tensors);
+        return folder;
+    }
+
+    /// <summary>Documents encoded as PyLate documents, a query as a PyLate query: Search ranks as Score does.</summary>
+    [Test]
+    public void ThroughAnLlmSearchRanksAsScore()
+    {
+        using var folder = ColBertMiniLm();
         using var llm = new Llm(folder.Path, new LlmOptions { Device = "cpu" });
         string[] docs = ["ColBERT keeps one vector per token.", "Paris is the capital of France.", "Bread needs flour and water.", "Late interaction scores with MaxSim."];
         var index = new MultiVectorIndex(llm.Dimension);
@@ -238,12 +245,7 @@ public sealed class MultiVectorIndexTests
     [Test]
     public async Task TextsAddAndSearchThroughAnLlm()
     {
-        var mini = TestPaths.MiniLm;
-        using var folder = new TempFolder().CopyFrom(mini, Checkpoints.TokenizerFiles);
-        Checkpoints.WriteConfig(mini, folder.Path, "HF_ColBERT");
-        var tensors = Checkpoints.ReadAll(mini);
-        tensors["linear.weight"] = ([32, 384], Reference.Gaussian(32 * 384, 4, 0.05));
-        SafeTensorsWriter.WriteF32(folder.File("model.safetensors"), tensors);
+        using var folder = ColBertMiniLm();
         using var llm = new Llm(folder.Path, new LlmOptions { Device = "cpu" });
         string[] docs = ["ColBERT keeps one vector per token.", "Paris is the capital of France.", "Late interaction scores with MaxSim."];
         using var index = new MultiVectorIndex(llm.Dimension);
