@@ -64,7 +64,11 @@ internal sealed record PoolingModel(PoolingArchitecture Architecture, IBackbone 
             pooler = architecture.BuildPooler(new HeadContext(folder, backbone, weights, consumed));
             RejectUnexpected(weights, consumed, prefix, family, architecture, folder.Path);
             backbone.To(device, dtype);
-            if (backbone is TorchSharp.torch.nn.Module root) foreach (var m in root.modules()) (m as IFusable)?.Fuse();
+            if (backbone is TorchSharp.torch.nn.Module root)
+            {
+                foreach (var m in root.modules()) (m as Dense)?.StoreTransposed();
+                foreach (var m in root.modules()) (m as IFusable)?.Fuse();
+            }
             pooler.To(device);
             var images = backbone is IVisionBackbone v
                 ? Qwen2VlImageProcessor.Load(folder.Path, v.PatchGeometry.Patch, v.PatchGeometry.Temporal, v.PatchGeometry.Merge)

@@ -55,8 +55,10 @@ internal static unsafe class OneDnnMatmul
     /// While the returned scope lives, float32 matmuls go to oneDNN (nested and concurrent scopes share one setting: it is
     /// process-wide in libtorch, so it is restored when the last scope ends).
     /// </summary>
+    /// <exception cref="PlatformNotSupportedException">The switch is unavailable (a caller that skipped <see cref="Unavailable"/>): never a native call through an unresolved entry point.</exception>
     public static Scope Enter()
     {
+        if (Unavailable is { } why) throw new PlatformNotSupportedException($"oneDNN float32 matmuls cannot be switched on: {why}.");
         lock (Gate)
         {
             if (_users++ == 0) _set(_context, Mkldnn, Matmul, _bf16);

@@ -94,8 +94,9 @@ public sealed class CpuMatmulTests
         Assert.That(fused.IsFused, Is.True);
         var y = fused.Forward(x);
         Assert.That(y.sub(separate).abs().max().item<float>(), Is.LessThan(1e-5f));
-        // The layers' weights are views of the fused tensor: the same storage, no second copy.
-        Assert.That((q.Weight.storage_offset(), k.Weight.storage_offset(), v.Weight.storage_offset()), Is.EqualTo((0L, 32L * 32, 2L * 32 * 32)));
+        // The layers' weights are views of the fused tensor, stored [in, out]: the same storage, no second copy.
+        Assert.That((q.Weight.storage_offset(), k.Weight.storage_offset(), v.Weight.storage_offset()), Is.EqualTo((0L, 32L, 64L)));
+        Assert.That(q.Weight.stride(), Is.EqualTo(new long[] { 1, 96 }));
         // Moving a layer afterwards (a new tensor) falls back to the layers one by one, still correct.
         q.Bind("weight", new TorchSharp.Modules.Parameter(q.Weight.clone(), requires_grad: false));
         Assert.That(fused.IsFused, Is.False);
@@ -148,5 +149,7 @@ public sealed class CpuMatmulTests
             .Where(f => f.FieldType == typeof(FusedProjection)).Select(f => (FusedProjection)f.GetValue(m)!)).ToList();
         Assert.That(projections, Has.Count.EqualTo(fusable.Count));
         Assert.That(projections.All(p => p.IsFused), Is.True);
+        var dense = ((nn.Module)loaded.Backbone).modules().OfType<Dense>().ToList();
+        Assert.That(dense.All(d => d.Weight.stride(0) == 1), Is.True, "every linear weight is stored [in, out] (column-major as [out, in])");
     }
 }

@@ -30,7 +30,10 @@ internal sealed class FusedProjection : IDisposable
         Release();
         var hasBias = _parts.All(p => p.Bias is not null);
         if (!hasBias && _parts.Any(p => p.Bias is not null)) return;   // mixed: stays unfused
-        _weight = cat(_parts.Select(p => p.Weight).ToArray(), 0);
+        // Stored as [in, out] (transposed, like every Dense after loading: see Dense.StoreTransposed), viewed as [out, in].
+        var columns = _parts.Select(p => p.Weight.t()).ToArray();
+        using (var stored = cat(columns, 1)) _weight = stored.t();
+        foreach (var c in columns) c.Dispose();
         _bias = hasBias ? cat(_parts.Select(p => p.Bias!).ToArray(), 0) : null;
         long offset = 0;
         foreach (var p in _parts)
