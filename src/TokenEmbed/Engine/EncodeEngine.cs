@@ -116,7 +116,8 @@ internal sealed class EncodeEngine
         var device = _model.Device;
         var inputIds = tensor(idData, [b, t]).to(device);
         var mask = tensor(maskData, [b, t]).to(device);
-        var hidden = _model.Backbone.Forward(new ModelInput(inputIds, mask, Pixels: Pixels(prompts, device))).to(ScalarType.Float32);
+        var fullyAttended = Array.IndexOf(maskData, 0L) < 0;
+        var hidden = _model.Backbone.Forward(new ModelInput(inputIds, mask, Pixels: Pixels(prompts, device)) { FullyAttended = fullyAttended }).to(ScalarType.Float32);
         return _model.Pooler.Pool(hidden, mask, ids, requests, prompts.Select(p => p.Keep).ToArray());
     }
 }

@@ -24,6 +24,12 @@ internal sealed record ModelInput(Tensor InputIds, Tensor AttentionMask, Tensor?
     /// </summary>
     public DeepStackInput? DeepStack { get; init; }
 
+    /// <summary>
+    /// Whether every position of every row is attended (no padding, no unattended expansion): an encoder may then skip its
+    /// additive key mask (adding zeros changes nothing). False unless the caller knows.
+    /// </summary>
+    public bool FullyAttended { get; init; }
+
     /// <summary>The batch size.</summary>
     public long BatchSize => InputIds.shape[0];
 

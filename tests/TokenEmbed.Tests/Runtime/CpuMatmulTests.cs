@@ -152,4 +152,18 @@ public sealed class CpuMatmulTests
         var dense = ((nn.Module)loaded.Backbone).modules().OfType<Dense>().ToList();
         Assert.That(dense.All(d => d.Weight.stride(0) == 1), Is.True, "every linear weight is stored [in, out] (column-major as [out, in])");
     }
+
+    [Test]
+    public void AFullyAttendedBatchSkipsTheMaskAndGivesTheSameVectorsAsAPaddedOne()
+    {
+        // Alone, the prompt's batch has no padding (the encoder skips its additive key mask); next to a longer prompt it is
+        // padded and masked. Both must give its vectors.
+        using var llm = new Llm(TestPaths.MiniLm, new LlmOptions { Device = "cpu", MaxBatchSize = 2 });
+        const string text = "late interaction keeps one vector per token";
+        var alone = llm.Encode(text, PoolingTask.TokenEmbed)[0].Outputs;
+        var padded = llm.Encode([text, text + " and scores every query token against every document token"], PoolingTask.TokenEmbed)[0].Outputs;
+        var max = Reference.MaxAbsDiff(alone.Data, padded.Data);
+        TestContext.Out.WriteLine($"unmasked alone vs masked in a padded batch: max |diff| = {max:E2}");
+        Assert.That(max, Is.LessThanOrEqualTo(1e-5f));
+    }
 }

@@ -281,7 +281,7 @@ internal sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>, IB
     private Tensor Forward(ModelInput input, Tensor? tokenTypeIds)
     {
         using var h = embeddings.Forward(input, tokenTypeIds);
-        using var mask = Attention.KeyPaddingMask(input.AttentionMask, h.dtype);
+        using var mask = input.FullyAttended ? null : Attention.KeyPaddingMask(input.AttentionMask, h.dtype);
         return encoder.forward(h, mask);
     }
 }
