@@ -1,3 +1,4 @@
+using System.Buffers;
 using TokenEmbed.Scoring;
 
 namespace TokenEmbed.Pooling;
@@ -39,7 +40,7 @@ internal static class HierarchicalPooling
         if (sentenceTransformers)
         {
             if (clusters >= rest) return document;
-            pooledRest = Means(tail, rest, dim, MaxClust(WardLinkage(CondensedCosineDistances(tail, rest, dim), rest), rest, clusters));
+            pooledRest = Means(tail, rest, dim, CondensedLabels(tail, rest, dim, clusters));
         }
         else
         {
@@ -67,17 +68,33 @@ internal static class HierarchicalPooling
 
     /// <summary>sentence-transformers v6: the labels of Ward linkage over the condensed float32 distances 1 − S (1-based).</summary>
     public static int[] CondensedLabels(ReadOnlySpan<float> x, int n, int dim, int maxClusters) =>
-        MaxClust(WardLinkage(CondensedCosineDistances(x, n, dim), n), n, maxClusters);
+        Cut(CondensedCosineDistances(x, n, dim), n, maxClusters);
+
+    /// <summary>Ward linkage over the (rented) condensed distances, which it consumes, then fcluster's maxclust cut.</summary>
+    private static int[] Cut(double[] distances, int n, int maxClusters)
+    {
+        try
+        {
+            return MaxClust(WardLinkage(distances, n), n, maxClusters);
+        }
+        finally
+        {
+            ArrayPool<double>.Shared.Return(distances);
+        }
+    }
 
     /// <summary>The upper triangle of 1 − X·Xᵀ in float32, widened, row by row (numpy's <c>triu_indices(n, k=1)</c> order).</summary>
     private static double[] CondensedCosineDistances(ReadOnlySpan<float> x, int n, int dim)
     {
-        var similarities = new float[n * n];
+        // Temporaries of a few hundred KB each are rented: as fresh large-object arrays they cost a gen-2 collection now
+        // and then, which doubled the time per document in a steady loop.
+        var similarities = ArrayPool<float>.Shared.Rent(n * n);
         MaxSim.Dots(x, n, x, n, dim, similarities);
-        var d = new double[n * (n - 1) / 2];
+        var d = ArrayPool<double>.Shared.Rent(n * (n - 1) / 2);
         var at = 0;
         for (var i = 0; i < n; i++)
             for (var j = i + 1; j < n; j++) d[at++] = 1f - similarities[i * n + j];
+        ArrayPool<float>.Shared.Return(similarities);
         return d;
     }
 
@@ -103,18 +120,17 @@ internal static class HierarchicalPooling
     /// <summary>scipy's <c>fcluster(linkage(1 - X·Xᵀ, "ward"), maxClusters, "maxclust")</c> labels (1-based) of n ≥ 2 rows.</summary>
     public static int[] Labels(ReadOnlySpan<float> x, int n, int dim, int maxClusters)
     {
-        var z = WardLinkage(Observations(x, n, dim), n);
-        return MaxClust(z, n, maxClusters);
+        return Cut(Observations(x, n, dim), n, maxClusters);
     }
 
     /// <summary>Condensed Euclidean distances (float64) between the rows of the float32 matrix 1 − X·Xᵀ.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static double[] Observations(ReadOnlySpan<float> x, int n, int dim)
     {
-        var similarities = new float[n * n];
+        var similarities = ArrayPool<float>.Shared.Rent(n * n);
         MaxSim.Dots(x, n, x, n, dim, similarities);
         // Symmetric like a product's, whichever way round each dot was summed; then the float32 observations, widened.
-        var obs = new double[n * n];
+        var obs = ArrayPool<double>.Shared.Rent(n * n);
         for (var i = 0; i < n; i++)
             for (var j = i; j < n; j++)
             {
@@ -122,7 +138,8 @@ internal static class HierarchicalPooling
                 obs[i * n + j] = v;
                 obs[j * n + i] = v;
             }
-        var d = new double[n * (n - 1) / 2];
+        ArrayPool<float>.Shared.Return(similarities);
+        var d = ArrayPool<double>.Shared.Rent(n * (n - 1) / 2);
         var at = 0;
         var lanes = System.Numerics.Vector<double>.Count;
         for (var i = 0; i < n; i++)
@@ -147,6 +164,7 @@ internal static class HierarchicalPooling
                 d[at++] = Math.Sqrt(sum);
             }
         }
+        ArrayPool<double>.Shared.Return(obs);
         return d;
     }
 
