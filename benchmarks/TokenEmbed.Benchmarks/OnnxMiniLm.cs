@@ -31,7 +31,8 @@ internal sealed class OnnxMiniLm : IDisposable
     private bool _disposed;
 
     /// <param name="intraOpThreads">ORT intra-op thread count; 0 or less means <see cref="Environment.ProcessorCount"/>.</param>
-    public OnnxMiniLm(int intraOpThreads = 0)
+    /// <param name="profilePrefix">When set, ORT's own per-node profiler writes a JSON trace with this path prefix (see <see cref="EndProfiling"/>).</param>
+    public OnnxMiniLm(int intraOpThreads = 0, string? profilePrefix = null)
     {
         IntraOpThreads = intraOpThreads > 0 ? intraOpThreads : Environment.ProcessorCount;
         _options = new SessionOptions
@@ -41,6 +42,11 @@ internal sealed class OnnxMiniLm : IDisposable
             IntraOpNumThreads = IntraOpThreads,
             InterOpNumThreads = 1,
         };
+        if (profilePrefix is not null)
+        {
+            _options.EnableProfiling = true;
+            _options.ProfileOutputPathPrefix = profilePrefix;
+        }
         try
         {
             _session = new InferenceSession(ModelBytes.Value, _options);
@@ -90,6 +96,9 @@ internal sealed class OnnxMiniLm : IDisposable
         _session.Run(_runOptions, InputNames, [ids, mask, types], OutputNames, [hidden]);
         return output;
     }
+
+    /// <summary>Ends ORT's profiling (when enabled) and returns the trace file's path.</summary>
+    public string EndProfiling() => _session.EndProfiling();
 
     public void Dispose()
     {

@@ -13,6 +13,7 @@ public static class Program
     public static int Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "compare") return CompareRun.Run(args);
+        if (args.Length > 0 && args[0] == "profile") return ProfileRun.Run(args);
         if (args.Length > 0 && args[0] == "index") return IndexRun.Run(args);
         if (args.Length > 0 && args[0] == "load") return ServerLoad.RunAsync(args).GetAwaiter().GetResult();
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -79,6 +79,16 @@ internal sealed class EncodeEngine
     public static PoolingOutput CheckFinite(PoolingOutput output, int prompt)
     {
         var data = output.Data;
+        // x − x is 0 for every finite x and NaN for ±∞ and NaN: one vector compare per Vector<float>.Count values.
+        var lanes = System.Numerics.Vector<float>.Count;
+        var clean = true;
+        var v = 0;
+        for (; v + lanes <= data.Length && clean; v += lanes)
+        {
+            var x = new System.Numerics.Vector<float>(data, v);
+            clean = System.Numerics.Vector.EqualsAll(x - x, System.Numerics.Vector<float>.Zero);
+        }
+        if (clean && v == data.Length) return output;
         for (var i = 0; i < data.Length; i++)
         {
             if (float.IsFinite(data[i])) continue;
@@ -111,7 +121,7 @@ internal sealed class EncodeEngine
 
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
-        using var gemm = Gemm.Use(_model.Matmul.UseOneDnn);
+        using var gemm = Gemm.Use(_model.Matmul);
         using var threads = SmallBatchThreads.Enter(_model.Device, (long)b * t);
         var device = _model.Device;
         var inputIds = tensor(idData, [b, t]).to(device);

@@ -10,7 +10,9 @@ namespace TokenEmbed.Runtime;
 /// <summary>The CPU matmul path a model runs with and why.</summary>
 /// <param name="UseOneDnn">Whether the linear layers run under <see cref="OneDnnMatmul"/>.</param>
 /// <param name="Description">A line for logs and <see cref="Llm.Backend"/>.</param>
-internal sealed record MatmulPath(bool UseOneDnn, string Description)
+/// <param name="UseKernels">Whether TokenEmbed's own CPU kernels (<see cref="Kernels.AttentionKernel"/>) replace libtorch's
+/// where they apply; off when <see cref="CpuMatmulPath.Default"/> is forced (libtorch's kernels throughout).</param>
+internal sealed record MatmulPath(bool UseOneDnn, string Description, bool UseKernels = false)
 {
     /// <summary>Not a CPU float32 model: libtorch's own kernels, nothing to choose.</summary>
     public static MatmulPath NotApplicable(string why) => new(false, why);
@@ -66,14 +68,23 @@ internal static class MatmulSelection
                 break;
             default:
                 // TOKENEMBED_CPU_MATMUL=default: the escape hatch for a whole process (CI runs the suite once with it).
-                path = Environment.GetEnvironmentVariable("TOKENEMBED_CPU_MATMUL") is { } env && env.Equals("default", StringComparison.OrdinalIgnoreCase)
+                path = ForcedDefault(requested)
                     ? new MatmulPath(false, $"cpu, float32, matmul: libtorch default (TOKENEMBED_CPU_MATMUL=default; {cpu})")
                     : Auto(cpu, unavailable);
                 break;
         }
+        // The escape hatch (Default, forced or by the environment) keeps libtorch's kernels throughout.
+        if (!ForcedDefault(requested) && Kernels.AttentionKernel.IsAvailable)
+            path = path with { UseKernels = true, Description = path.Description + "; attention: TokenEmbed AVX-512 kernel" };
         logger.LogInformation("TokenEmbed backend: {Backend}", path.Description);
         return path;
     }
+
+    /// <summary>Whether libtorch's default kernels are forced: by <see cref="CpuMatmulPath.Default"/> or <c>TOKENEMBED_CPU_MATMUL=default</c>.</summary>
+    private static bool ForcedDefault(CpuMatmulPath requested) =>
+        requested == CpuMatmulPath.Default
+        || (requested == CpuMatmulPath.Auto && Environment.GetEnvironmentVariable("TOKENEMBED_CPU_MATMUL") is { } env
+            && env.Equals("default", StringComparison.OrdinalIgnoreCase));
 
     private static MatmulPath Auto(CpuFeatures cpu, string? unavailable)
     {

@@ -57,8 +57,9 @@ internal static class TorchRuntime
     }
 
     /// <summary>
-    /// The address of native symbol <paramref name="name"/> in the loaded libtorch (the libraries loaded here, else
-    /// <c>torch_cpu</c> as the platform resolves it next to TorchSharp), or <see cref="IntPtr.Zero"/> when no library exports it.
+    /// The address of native symbol <paramref name="name"/> in the loaded libtorch or LibTorchSharp (the libraries loaded here,
+    /// else <c>torch_cpu</c> / <c>LibTorchSharp</c> as the platform resolves them next to TorchSharp), or
+    /// <see cref="IntPtr.Zero"/> when no library exports it.
     /// </summary>
     public static IntPtr FindExport(string name)
     {
@@ -67,7 +68,7 @@ internal static class TorchRuntime
             foreach (var h in Handles)
                 if (NativeLibrary.TryGetExport(h, name, out var address)) return address;
         }
-        foreach (var lib in new[] { "libtorch_cpu.so", "torch_cpu", "libtorch_cpu.dylib" })
+        foreach (var lib in new[] { "libtorch_cpu.so", "torch_cpu", "libtorch_cpu.dylib", "LibTorchSharp" })
             if (NativeLibrary.TryLoad(lib, typeof(torch).Assembly, null, out var h) && NativeLibrary.TryGetExport(h, name, out var address))
                 return address;
         return IntPtr.Zero;

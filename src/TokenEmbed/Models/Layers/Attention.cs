@@ -32,6 +32,8 @@ internal static class Attention
     /// <param name="additiveMask">[B, 1, T or 1, S] of 0 / finfo.min in the compute dtype, or null.</param>
     public static Tensor ScaledDotProduct(Tensor q, Tensor k, Tensor v, Tensor? additiveMask)
     {
+        if (Gemm.KernelsActive && Kernels.AttentionKernel.Supports(q, k, v, additiveMask))
+            return Kernels.AttentionKernel.Run(q, k, v, additiveMask, (float)(1.0 / Math.Sqrt(q.shape[^1])));
         if (Gemm.OneDnnActive && q.dtype == ScalarType.Float32 && q.device_type == DeviceType.CPU)
             return Eager(q, k, v, additiveMask);
         return nn.functional.scaled_dot_product_attention(q, k, v, additiveMask, 0.0, false);

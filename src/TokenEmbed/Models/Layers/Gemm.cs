@@ -7,23 +7,36 @@ namespace TokenEmbed.Models.Layers;
 /// <summary>
 /// The linear layers' product <c>y = x·Wᵀ + b</c> as one 2-D <c>addmm</c> (the bias fused into the GEMM, where TorchSharp's
 /// <c>functional.linear</c> on 3-D input runs <c>matmul</c> then a separate add), on the CPU matmul path the running model
-/// chose (<see cref="MatmulPath"/>): the engine opens <see cref="Use"/> around each forward on its thread.
+/// chose (<see cref="MatmulPath"/>): the engine opens <see cref="Use(MatmulPath)"/> around each forward on its thread.
 /// </summary>
 internal static class Gemm
 {
     [ThreadStatic]
     private static bool t_oneDnn;
 
-    /// <summary>Until disposed, float32 CPU linears on this thread run on oneDNN when <paramref name="oneDnn"/> is set.</summary>
-    public static Restore Use(bool oneDnn)
+    [ThreadStatic]
+    private static bool t_kernels;
+
+    /// <summary>
+    /// Until disposed, float32 CPU linears on this thread run on oneDNN when <paramref name="oneDnn"/> is set, and attention on
+    /// <see cref="Kernels.AttentionKernel"/> when <paramref name="kernels"/> is.
+    /// </summary>
+    public static Restore Use(bool oneDnn, bool kernels = false)
     {
-        var previous = t_oneDnn;
+        var previous = new Restore(t_oneDnn, t_kernels);
         t_oneDnn = oneDnn;
-        return new Restore(previous);
+        t_kernels = kernels;
+        return previous;
     }
+
+    /// <summary>Until disposed, this thread's forwards run on <paramref name="path"/>.</summary>
+    public static Restore Use(MatmulPath path) => Use(path.UseOneDnn, path.UseKernels);
 
     /// <summary>Whether this thread's forward runs its float32 CPU products on oneDNN.</summary>
     public static bool OneDnnActive => t_oneDnn;
+
+    /// <summary>Whether this thread's forward runs TokenEmbed's CPU kernels where they apply.</summary>
+    public static bool KernelsActive => t_kernels;
 
     /// <summary><c>x·Wᵀ + b</c> over the last axis of <paramref name="x"/> (any leading shape).</summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
@@ -52,10 +65,14 @@ internal static class Gemm
         return bias is null ? x.mm(wt) : bias.addmm(x, wt, 1f, 1f);
     }
 
-    /// <summary>Ends a <see cref="Use"/>.</summary>
-    public readonly struct Restore(bool previous) : IDisposable
+    /// <summary>Ends a <see cref="Use(bool, bool)"/>.</summary>
+    public readonly struct Restore(bool oneDnn, bool kernels) : IDisposable
     {
         /// <inheritdoc />
-        public void Dispose() => t_oneDnn = previous;
+        public void Dispose()
+        {
+            t_oneDnn = oneDnn;
+            t_kernels = kernels;
+        }
     }
 }
