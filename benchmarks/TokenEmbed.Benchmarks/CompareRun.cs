@@ -3,9 +3,10 @@ using System.Diagnostics;
 namespace TokenEmbed.Benchmarks;
 
 /// <summary>
-/// <c>-- compare [rounds]</c>: issue 14's CPU workloads with the engines interleaved round by round (ONNX Runtime, TokenEmbed
-/// on the automatic matmul path, TokenEmbed forced to libtorch's default GEMM), so that the noise of a shared machine hits all
-/// of them alike; prints medians and the ratios to ONNX Runtime. BenchmarkDotNet's classes measure the same workloads one
+/// <c>-- compare [rounds] [workload]</c>: issue 14's CPU workloads with the engines interleaved round by round (ONNX Runtime,
+/// TokenEmbed on the automatic matmul path, TokenEmbed forced to libtorch's default GEMM), so that the noise of a shared machine
+/// hits all of them alike (each round in another order, each run after a short pause); prints medians and the ratios to ONNX
+/// Runtime. BenchmarkDotNet's classes measure the same workloads one
 /// engine after the other.
 /// </summary>
 internal static class CompareRun
@@ -74,6 +75,7 @@ internal static class CompareRun
             using var scope = TorchSharp.torch.NewDisposeScope();
             using var inference = TorchSharp.torch.inference_mode();
             using var gemm = TokenEmbed.Models.Layers.Gemm.Use(model.Matmul);
+            using var threads = TokenEmbed.Engine.SmallBatchThreads.Enter(model.Device, ids.Length);   // as the engine runs it
             var input = new TokenEmbed.Models.ModelInput(TorchSharp.torch.tensor(idData, [1, ids.Length]), TorchSharp.torch.tensor(maskData, [1, ids.Length]));
             model.Backbone.Forward(input);
         };
@@ -83,9 +85,14 @@ internal static class CompareRun
     {
         foreach (var e in engines) { e.Run(); e.Run(); }
         var times = engines.Select(_ => new List<double>()).ToArray();
+        // Each round starts with another engine, and every run is preceded by a 20 ms pause: ONNX Runtime's pool threads spin for
+        // a while after a run, as libtorch's OpenMP threads do, and that spinning took a core from whichever engine ran next
+        // (0.6-0.7 ms of a 5 ms query measured in `-- profile`), which an application running one engine never sees.
         for (var r = 0; r < rounds; r++)
-            for (var i = 0; i < engines.Length; i++)
+            for (var n = 0; n < engines.Length; n++)
             {
+                var i = (r + n) % engines.Length;
+                Thread.Sleep(20);
                 var sw = Stopwatch.StartNew();
                 engines[i].Run();
                 times[i].Add(sw.Elapsed.TotalMilliseconds);

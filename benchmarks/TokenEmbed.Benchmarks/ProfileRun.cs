@@ -6,9 +6,13 @@ using static TorchSharp.torch;
 namespace TokenEmbed.Benchmarks;
 
 /// <summary>
-/// <c>-- profile [batch] [length] [threads] [rounds]</c>: where a MiniLM-shaped forward's time goes, stage by stage (the 24
-/// GEMMs, attention, LayerNorm + residuals, GELU), each stage timed over its six layers on random activations of the
-/// model's shapes, next to ONNX Runtime's whole forward in the same run.
+/// <c>-- profile [batch] [length] [threads] [rounds] [stages]</c>: where a MiniLM forward's time goes. Stages (interleaved
+/// round by round, medians, with the process's minor page faults a run): <c>Llm.Encode</c>, the engine's batch and the bare
+/// backbone forward on the real model, the pooler alone, ONNX Runtime's forward, and the forward's parts on random
+/// activations of the model's shapes (the 24 GEMMs, each GEMM kind, attention through the library and the kernel alone,
+/// LayerNorm + residuals, GELU). <c>stages</c> is a comma-separated list of words: the stages whose names contain them, in that
+/// order (the order matters: a stage right after ONNX Runtime shares a core with its spinning pool threads).
+/// <c>-- profile ort [batch] [length] [threads] [rounds]</c> prints ONNX Runtime's own per-operator profile.
 /// </summary>
 internal static class ProfileRun
 {
@@ -59,19 +63,26 @@ internal static class ProfileRun
             ("engine.RunBatch direct", () => engine.RunBatch(tokenized, requests)),
             ("pooler only", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); model.Pooler.Pool(hidden, tensor(mask, [b, t]), idArrays, requests); }),
             ("32 output arrays", () => { var src = new float[128 * 384]; for (var r = 0; r < b; r++) { var a = src.AsSpan().ToArray(); GC.KeepAlive(a); } }),
-            ("bare forward, chunks of 8", () => Chunks(8)),
-            ("bare forward, chunks of 4", () => Chunks(4)),
-            ("bare forward 2 x half", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); for (var c = 0; c < 2; c++) { var inp = new TokenEmbed.Models.ModelInput(tensor(ids, [b, t]).narrow(0, c * b / 2, b / 2), tensor(mask, [b, t]).narrow(0, c * b / 2, b / 2)) { FullyAttended = true }; model.Backbone.Forward(inp); } }),
+            ("chunked forward, 8 sequences", () => Chunks(8)),
+            ("chunked forward, 4 sequences", () => Chunks(4)),
+            ("chunked forward, 2 halves", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); for (var c = 0; c < 2; c++) { var inp = new TokenEmbed.Models.ModelInput(tensor(ids, [b, t]).narrow(0, c * b / 2, b / 2), tensor(mask, [b, t]).narrow(0, c * b / 2, b / 2)) { FullyAttended = true }; model.Backbone.Forward(inp); } }),
             ("ONNX Runtime forward", () => ort.Run(ids, mask, b, t)),
             ("24 GEMMs", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) { bqkv.addmm(h, wqkv); bo.addmm(h, wo); b1.addmm(h, w1); b2.addmm(g, w2); } }),
+            ("  QKV 384->1152 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) bqkv.addmm(h, wqkv); }),
+            ("  O 384->384 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) bo.addmm(h, wo); }),
+            ("  up 384->1536 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) b1.addmm(h, w1); }),
+            ("  down 1536->384 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) b2.addmm(g, w2); }),
             ("attention x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); Attention.MergeHeads(Attention.ScaledDotProduct(q, k, v, null)); } }),
             ("  scores+softmax x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); q.mul(0.17).matmul(k.transpose(-1, -2)).softmax(-1); } }),
             ("kernel only x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, 0.17f); } }),
             ("kernel 1 thread x6", () => { using var s = NewDisposeScope(); set_num_threads(1); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, 0.17f); } set_num_threads(threads); }),
             ("LN+residual x12", () => { using var s = NewDisposeScope(); for (var l = 0; l < 12; l++) nn.functional.layer_norm(h.add(h), [384], lnw, lnb, 1e-12); }),
+            ("GELU in place x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) g.gelu_(); }),
             ("GELU x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) nn.functional.gelu(g); }),
         ];
-        if (args.Length > 5) stages = args[5].Split(',').Select(i => stages[int.Parse(i, System.Globalization.CultureInfo.InvariantCulture)]).ToArray();
+        // An optional sixth argument keeps the stages whose names contain one of its comma-separated words, in that order.
+        if (args.Length > 5)
+            stages = args[5].Split(',').SelectMany(w => stages.Where(st => st.Name.Contains(w, StringComparison.OrdinalIgnoreCase))).Distinct().ToArray();
         foreach (var st in stages) { st.Run(); st.Run(); }
         var times = stages.Select(_ => new List<double>()).ToArray();
         var faults = new long[stages.Length];

@@ -10,7 +10,11 @@ public enum CpuMatmulPath
     /// </summary>
     Auto,
 
-    /// <summary>libtorch's default float32 GEMM (MKL <c>sgemm</c> in the x86 builds).</summary>
+    /// <summary>
+    /// libtorch's default float32 GEMM (MKL <c>sgemm</c> in the x86 builds) and libtorch's own attention: none of TokenEmbed's
+    /// CPU kernels run (the escape hatch; <see cref="Auto"/> and <see cref="OneDnn"/> use its AVX-512 attention kernel where
+    /// the CPU has AVX-512).
+    /// </summary>
     Default,
 
     /// <summary>

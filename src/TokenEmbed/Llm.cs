@@ -144,8 +144,11 @@ public sealed class Llm : IDisposable
     /// A text prompt was given to a model folder without tokenizer files, or the model produced NaN or infinity for a prompt.
     /// </exception>
     /// <exception cref="ObjectDisposedException">The instance was disposed.</exception>
-    public IReadOnlyList<PoolingRequestOutput> Encode(Prompt prompt, PoolingTask poolingTask, PoolingParams? poolingParams = null) =>
-        Wait(EncodeAsync(prompt, poolingTask, poolingParams));
+    public IReadOnlyList<PoolingRequestOutput> Encode(Prompt prompt, PoolingTask poolingTask, PoolingParams? poolingParams = null)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        return Encode([prompt], poolingTask, poolingParams);
+    }
 
     /// <summary>Encodes text prompts, batched; outputs come back in input order.</summary>
     /// <param name="prompts">The texts.</param>
@@ -158,8 +161,11 @@ public sealed class Llm : IDisposable
     /// A text prompt was given to a model folder without tokenizer files, or the model produced NaN or infinity for a prompt.
     /// </exception>
     /// <exception cref="ObjectDisposedException">The instance was disposed.</exception>
-    public IReadOnlyList<PoolingRequestOutput> Encode(IReadOnlyList<string> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null) =>
-        Wait(EncodeAsync(prompts, poolingTask, poolingParams));
+    public IReadOnlyList<PoolingRequestOutput> Encode(IReadOnlyList<string> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        return Encode(Texts(prompts, nameof(prompts)), poolingTask, poolingParams);
+    }
 
     /// <summary>Encodes prompts, batched; outputs come back in input order.</summary>
     /// <param name="prompts">Text, token-id or image prompts.</param>
@@ -172,8 +178,14 @@ public sealed class Llm : IDisposable
     /// A text prompt was given to a model folder without tokenizer files, or the model produced NaN or infinity for a prompt.
     /// </exception>
     /// <exception cref="ObjectDisposedException">The instance was disposed.</exception>
-    public IReadOnlyList<PoolingRequestOutput> Encode(IReadOnlyList<Prompt> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null) =>
-        Wait(EncodeAsync(prompts, poolingTask, poolingParams));
+    public IReadOnlyList<PoolingRequestOutput> Encode(IReadOnlyList<Prompt> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null)
+    {
+        var (prepared, requests) = Prepare(prompts, poolingTask, poolingParams);
+        if (prepared.Length == 0) return [];
+        // When the engine is idle the forward runs right here; otherwise the call is batched with the others.
+        var outs = _scheduler.TryRunInline(prepared, requests) ?? Wait(_scheduler.SubmitAsync(prepared, requests, CancellationToken.None));
+        return Results(prompts, prepared, outs);
+    }
 
     /// <summary>Encodes one prompt, batched with concurrent calls.</summary>
     /// <param name="prompt">A text, token-id or image prompt.</param>
@@ -228,14 +240,25 @@ public sealed class Llm : IDisposable
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (before the batch ran, the request is removed; during it, the result is dropped).</exception>
     public async Task<IReadOnlyList<PoolingRequestOutput>> EncodeAsync(IReadOnlyList<Prompt> prompts, PoolingTask poolingTask, PoolingParams? poolingParams = null, CancellationToken cancellationToken = default)
     {
+        var (prepared, requests) = Prepare(prompts, poolingTask, poolingParams);
+        if (prepared.Length == 0) return [];
+        var outs = await _scheduler.SubmitAsync(prepared, requests, cancellationToken).ConfigureAwait(false);
+        return Results(prompts, prepared, outs);
+    }
+
+    /// <summary>Validation and tokenization, on the caller's thread: only the forward is queued.</summary>
+    private (TokenizedPrompt[] Prepared, PoolingRequest[] Requests) Prepare(IReadOnlyList<Prompt> prompts, PoolingTask poolingTask, PoolingParams? poolingParams)
+    {
         ArgumentNullException.ThrowIfNull(prompts);
         ThrowIfDisposed();
-        // Validation and tokenization run on the caller's thread; only the forward is queued.
         var request = PoolingRequest.Resolve(poolingTask, poolingParams, _model.Pooler,
             poolingParams?.InputType == InputType.Document ? _inputs.DocumentPooling : null);
         var prepared = _inputs.Process(prompts, poolingParams);
-        if (prepared.Length == 0) return [];
-        var outs = await _scheduler.SubmitAsync(prepared, Enumerable.Repeat(request, prepared.Length).ToArray(), cancellationToken).ConfigureAwait(false);
+        return (prepared, Enumerable.Repeat(request, prepared.Length).ToArray());
+    }
+
+    private static PoolingRequestOutput[] Results(IReadOnlyList<Prompt> prompts, TokenizedPrompt[] prepared, PoolingOutput[] outs)
+    {
         var result = new PoolingRequestOutput[prompts.Count];
         for (var i = 0; i < result.Length; i++) result[i] = new PoolingRequestOutput(prompts[i].Text, prepared[i].Ids, outs[i]);
         return result;

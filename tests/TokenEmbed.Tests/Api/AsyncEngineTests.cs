@@ -40,6 +40,36 @@ public sealed class AsyncEngineTests
         Assert.That(max, Is.LessThanOrEqualTo(1e-5f));
     }
 
+    [Test]
+    public async Task ALoneSynchronousCallRunsInlineAndABusyEngineBatchesItWithTheOthers()
+    {
+        using var llm = new Llm(Golden, new LlmOptions { Device = "cpu" });
+        var prompts = new[] { P(1, 12), P(2, 5) };
+        var queued = await llm.EncodeAsync(prompts, PoolingTask.TokenEmbed);
+        var before = llm.Scheduler.Counts;
+        var inline = llm.Encode(prompts, PoolingTask.TokenEmbed);
+        Assert.That(llm.Scheduler.InlineRounds, Is.EqualTo(1), "an idle engine runs a synchronous call on the caller's thread");
+        Assert.That(llm.Scheduler.Counts.Rounds - before.Rounds, Is.EqualTo(1));
+        for (var i = 0; i < prompts.Length; i++)
+        {
+            Assert.That(inline[i].Outputs.Shape, Is.EqualTo(queued[i].Outputs.Shape));
+            Assert.That(Reference.MaxAbsDiff(inline[i].Outputs.Data, queued[i].Outputs.Data), Is.EqualTo(0f), $"prompt {i}: the same batch, the same numbers");
+        }
+
+        // With a request waiting, a synchronous call queues behind it and both run in one round.
+        llm.Scheduler.Pause();
+        before = llm.Scheduler.Counts;
+        var waiting = llm.EncodeAsync(P(3, 9), PoolingTask.TokenEmbed);
+        await WaitForQueued(llm, 1, [waiting]);
+        var blocking = Task.Run(() => llm.Encode(P(4, 7), PoolingTask.TokenEmbed));
+        await WaitForQueued(llm, 2, [waiting, blocking]);
+        llm.Scheduler.Resume();
+        await Task.WhenAll(waiting, blocking);
+        Assert.That(llm.Scheduler.InlineRounds, Is.EqualTo(1), "the second synchronous call was not run inline");
+        Assert.That(llm.Scheduler.Counts.Rounds - before.Rounds, Is.EqualTo(1), "it joined the waiting request's round");
+        Assert.That((await blocking)[0].Outputs.Shape, Is.EqualTo(new[] { 7, 64 }));
+    }
+
     /// <summary>Waits until the paused scheduler holds <paramref name="count"/> requests (callers prepare on their own threads first).</summary>
     private static async Task WaitForQueued(Llm llm, int count, Task[] tasks)
     {

@@ -181,6 +181,9 @@ public sealed class UntrustedFolderTests
         var e = Assert.Throws<InvalidOperationException>(() => llm.Encode([Prompt.FromTokenIds([2, 5]), Prompt.FromTokenIds([2, 7, 9])], PoolingTask.TokenEmbed))!;
         Assert.That(e.Message, Does.Contain("Prompt 0").Or.Contain("Prompt 1"));
         Assert.That(e.Message, Does.Contain("non-finite"));
+        Assert.That(llm.Scheduler.InlineRounds, Is.EqualTo(1), "the synchronous call ran inline, and its error still names the prompt");
+        var queued = Assert.ThrowsAsync<InvalidOperationException>(() => llm.EncodeAsync([Prompt.FromTokenIds([2, 5])], PoolingTask.TokenEmbed))!;
+        Assert.That(queued.Message, Does.Contain("Prompt 0").And.Contain("non-finite"), "the same through the runner");
     }
 
     [Test]

@@ -176,15 +176,11 @@ internal sealed class BertIntermediate : nn.Module<Tensor, Tensor>
     public BertIntermediate(BertConfig c) : base("intermediate")
     {
         dense = Nn.Linear(c.HiddenSize, c.IntermediateSize);
-        _act = Activations.Get(c.HiddenAct);
+        _act = Activations.GetInPlace(c.HiddenAct);
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor h)
-    {
-        using var y = dense.forward(h);
-        return _act(y);
-    }
+    public override Tensor forward(Tensor h) => _act(dense.forward(h));   // in place on the fresh intermediate
 }
 
 /// <summary><c>BertLayer</c> (post-LN).</summary>

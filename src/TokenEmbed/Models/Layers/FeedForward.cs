@@ -23,15 +23,14 @@ internal sealed class FeedForward : nn.Module<Tensor, Tensor>
     {
         _in = Nn.Linear(hidden, intermediate);
         _out = Nn.Linear(intermediate, hidden);
-        _act = Activations.Get(activation);
+        _act = Activations.GetInPlace(activation);
         register_module(inName, _in);
         register_module(outName, _out);
     }
 
     public override Tensor forward(Tensor x)
     {
-        using var a = _in.forward(x);
-        using var g = _act(a);
+        using var g = _act(_in.forward(x));   // in place on the fresh intermediate
         return _out.forward(g);
     }
 }
