@@ -220,34 +220,35 @@ internal static unsafe class AttentionKernel
                 a30 = Avx512F.FusedMultiplyAdd(x, k0, a30); a31 = Avx512F.FusedMultiplyAdd(x, k1, a31);
                 a32 = Avx512F.FusedMultiplyAdd(x, k2, a32); a33 = Avx512F.FusedMultiplyAdd(x, k3, a33);
             }
-            Store4(scores + j, sp, a00, a10, a20, a30);
-            Store4(scores + j + Lanes, sp, a01, a11, a21, a31);
-            Store4(scores + j + 2 * Lanes, sp, a02, a12, a22, a32);
-            Store4(scores + j + 3 * Lanes, sp, a03, a13, a23, a33);
+            Store(scores + j, sp, 4, a00, a10, a20, a30);
+            Store(scores + j + Lanes, sp, 4, a01, a11, a21, a31);
+            Store(scores + j + 2 * Lanes, sp, 4, a02, a12, a22, a32);
+            Store(scores + j + 3 * Lanes, sp, 4, a03, a13, a23, a33);
         }
         for (; j < sp; j += Lanes)
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            var col = kt + j;
-            for (long c = 0; c < d; c++, col += sp)
-            {
-                var kv = Vector512.Load(col);
-                a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(q0[c]), kv, a0);
-                a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(q1[c]), kv, a1);
-                a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(q2[c]), kv, a2);
-                a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(q3[c]), kv, a3);
-            }
-            Store4(scores + j, sp, a0, a1, a2, a3);
+            Column4(q0, q1, q2, q3, kt + j, sp, d, out var a0, out var a1, out var a2, out var a3);
+            Store(scores + j, sp, 4, a0, a1, a2, a3);
         }
     }
 
+    /// <summary>
+    /// <c>a_r = Σ_k x_r[k]·y_k</c> over <paramref name="count"/> steps, for four scalar rows <c>x_r</c> and the vectors
+    /// <c>y_k = y + k·stride</c>: the one-vector tails of both products (keys × head values, probabilities × values).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store4(float* at, long stride, Vector512<float> r0, Vector512<float> r1, Vector512<float> r2, Vector512<float> r3)
+    private static void Column4(float* x0, float* x1, float* x2, float* x3, float* y, long stride, long count,
+        out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3)
     {
-        r0.Store(at);
-        r1.Store(at + stride);
-        r2.Store(at + 2 * stride);
-        r3.Store(at + 3 * stride);
+        a0 = a1 = a2 = a3 = default;
+        for (long k = 0; k < count; k++, y += stride)
+        {
+            var yk = Vector512.Load(y);
+            a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(x0[k]), yk, a0);
+            a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(x1[k]), yk, a1);
+            a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(x2[k]), yk, a2);
+            a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(x3[k]), yk, a3);
+        }
     }
 
     /// <summary>
@@ -385,16 +386,7 @@ internal static unsafe class AttentionKernel
         }
         for (; c < d; c += Lanes)
         {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            var vj = v + c;
-            for (long j = 0; j < s; j++, vj += vt)
-            {
-                var v0 = Vector512.Load(vj);
-                a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(p[j]), v0, a0);
-                a1 = Avx512F.FusedMultiplyAdd(Vector512.Create(p[sp + j]), v0, a1);
-                a2 = Avx512F.FusedMultiplyAdd(Vector512.Create(p[2 * sp + j]), v0, a2);
-                a3 = Avx512F.FusedMultiplyAdd(Vector512.Create(p[3 * sp + j]), v0, a3);
-            }
+            Column4(p, p + sp, p + 2 * sp, p + 3 * sp, v + c, vt, s, out var a0, out var a1, out var a2, out var a3);
             Store(o + c, outStride, rows, a0 * i0, a1 * i1, a2 * i2, a3 * i3);
         }
     }
