@@ -56,6 +56,8 @@ internal static class ProfileRun
                 model.Backbone.Forward(inp).Dispose();
             }
         }
+        var words = "late interaction retrieval encodes every token of the query and the document and scores them by maximum similarity".Split(' ');
+        var texts = Enumerable.Range(0, 32).Select(i => string.Join(' ', Enumerable.Range(0, 140).Select(j => words[(i * 7 + j * 3) % words.Length]))).ToArray();
         (string Name, Action Run)[] stages =
         [
             ("Llm.Encode", () => llm.Encode(prompts, PoolingTask.TokenEmbed)),
@@ -68,14 +70,20 @@ internal static class ProfileRun
             ("chunked forward, 2 halves", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); for (var c = 0; c < 2; c++) { var inp = new TokenEmbed.Models.ModelInput(tensor(ids, [b, t]).narrow(0, c * b / 2, b / 2), tensor(mask, [b, t]).narrow(0, c * b / 2, b / 2)) { FullyAttended = true }; model.Backbone.Forward(inp); } }),
             ("ONNX Runtime forward", () => ort.Run(ids, mask, b, t)),
             ("24 GEMMs", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) { bqkv.addmm(h, wqkv); bo.addmm(h, wo); b1.addmm(h, w1); b2.addmm(g, w2); } }),
+            ("embeddings (real model)", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); var inp = new TokenEmbed.Models.ModelInput(tensor(ids, [b, t]), tensor(mask, [b, t])) { FullyAttended = true }; Embeddings(model).Forward(inp, null); }),
+            ("one layer x6 (real model)", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); var layer = FirstLayer(model); using var x = randn(b, t, 384); for (var l = 0; l < 6; l++) layer.forward(x, null).Dispose(); }),
+            ("tokenize 32 texts", () => { foreach (var text in texts) llm.Tokenize(text); }),
+            ("100 small adds", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); using var x = randn(16, 384); for (var i = 0; i < 100; i++) x.add(x).Dispose(); }),
+            ("100 views", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); using var x = randn(16, 384); for (var i = 0; i < 100; i++) x.view(384, 16).Dispose(); }),
+            ("24 linears (library path)", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { Gemm.Linear(h, wqkv.t(), bqkv); Gemm.Linear(h, wo.t(), bo); Gemm.Linear(h, w1.t(), b1); Gemm.Linear(g, w2.t(), b2); } }),
             ("  QKV 384->1152 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) bqkv.addmm(h, wqkv); }),
             ("  O 384->384 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) bo.addmm(h, wo); }),
             ("  up 384->1536 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) b1.addmm(h, w1); }),
             ("  down 1536->384 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) b2.addmm(g, w2); }),
             ("attention x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); Attention.MergeHeads(Attention.ScaledDotProduct(q, k, v, null)); } }),
             ("  scores+softmax x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); q.mul(0.17).matmul(k.transpose(-1, -2)).softmax(-1); } }),
-            ("kernel only x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, 0.17f); } }),
-            ("kernel 1 thread x6", () => { using var s = NewDisposeScope(); set_num_threads(1); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, 0.17f); } set_num_threads(threads); }),
+            ("kernel only x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, 0.17f, threads); } }),
+            ("kernel 1 thread x6", () => { using var s = NewDisposeScope(); set_num_threads(1); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, 0.17f, 1); } set_num_threads(threads); }),
             ("LN+residual x12", () => { using var s = NewDisposeScope(); for (var l = 0; l < 12; l++) nn.functional.layer_norm(h.add(h), [384], lnw, lnb, 1e-12); }),
             ("GELU in place x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) g.gelu_(); }),
             ("GELU x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) nn.functional.gelu(g); }),
@@ -99,7 +107,7 @@ internal static class ProfileRun
         {
             using var sc = NewDisposeScope();
             var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32);
-            var mine = TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, (float)(1 / Math.Sqrt(32)));
+            var mine = TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, (float)(1 / Math.Sqrt(32)), threads);
             var eager = q.mul(1 / Math.Sqrt(32)).matmul(k.transpose(-1, -2)).softmax(-1).matmul(v);
             Console.WriteLine($"kernel vs eager max |diff| {mine.sub(eager).abs().max().item<float>():E2}");
         }
@@ -139,6 +147,16 @@ internal static class ProfileRun
         foreach (var (op, ms) in byOp.OrderByDescending(kv => kv.Value))
             Console.WriteLine($"  {op,-28} {ms / (rounds + 1),9:F2} ms");
         return 0;
+    }
+
+    private static TokenEmbed.Models.Bert.BertEmbeddings Embeddings(TokenEmbed.Models.PoolingModel model) =>
+        (TokenEmbed.Models.Bert.BertEmbeddings)model.Backbone.GetType().GetField("embeddings", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(model.Backbone)!;
+
+    private static TokenEmbed.Models.Bert.BertLayer FirstLayer(TokenEmbed.Models.PoolingModel model)
+    {
+        var encoder = model.Backbone.GetType().GetField("encoder", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(model.Backbone)!;
+        var layers = (TorchSharp.Modules.ModuleList<TokenEmbed.Models.Bert.BertLayer>)encoder.GetType().GetField("layer", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(encoder)!;
+        return layers[0];
     }
 
     /// <summary>The process's minor page faults so far (field 10 of /proc/self/stat; 0 where there is none).</summary>

@@ -147,6 +147,18 @@ internal static class SmallBatchThreads
     private static int _users;
     private static int _saved;
 
+    /// <summary>
+    /// The CPU threads the running forward may use: libtorch's intra-op count, or inside a small batch the count it had before
+    /// dropping to one (TokenEmbed's kernels split a short query's products over <see cref="Kernels.SpinPool"/> within it).
+    /// </summary>
+    public static int Budget
+    {
+        get
+        {
+            lock (Gate) return _users > 0 ? _saved : get_num_threads();
+        }
+    }
+
     /// <summary>Drops to one thread for a small CPU batch until disposed.</summary>
     public static Scope Enter(Device device, long tokens)
     {

@@ -40,27 +40,24 @@ internal static unsafe class AttentionKernel
         long b = q.shape[0], h = q.shape[1], tq = q.shape[2], d = q.shape[3], hkv = k.shape[1], s = k.shape[2];
         if (d % Lanes != 0 || k.shape[3] != d || v.shape[3] != d || k.shape[0] != b || v.shape[0] != b) return false;
         if (v.shape[1] != hkv || v.shape[2] != s || hkv == 0 || h % hkv != 0 || tq == 0 || s == 0) return false;
-        if (mask is null) return true;
-        return mask.device_type == DeviceType.CPU && mask.dtype == ScalarType.Float32 && mask.dim() == 4 && mask.shape[1] == 1
-               && (mask.shape[0] == 1 || mask.shape[0] == b) && (mask.shape[2] == 1 || mask.shape[2] == tq) && mask.shape[3] == s
-               && (mask.stride(3) == 1 || s == 1);
+        return MaskFits(mask, b, tq, s);
     }
 
     /// <summary>
     /// The attention output [B, H, T, hd] (a view of a contiguous [B, T, H, hd] tensor) of operands that
     /// <see cref="Supports"/> accepted; <paramref name="scale"/> multiplies the products (1/√hd in every family so far).
     /// </summary>
-    public static Tensor Run(Tensor q, Tensor k, Tensor v, Tensor? mask, float scale)
+    /// <param name="q">Queries [B, H, T, hd].</param>
+    /// <param name="k">Keys [B, Hkv, S, hd].</param>
+    /// <param name="v">Values [B, Hkv, S, hd].</param>
+    /// <param name="mask">An additive mask broadcastable as [B, 1, T, S], or null.</param>
+    /// <param name="scale">The products' factor.</param>
+    /// <param name="threads">The cores the forward may use (libtorch's intra-op count, or a small batch's budget).</param>
+    public static Tensor Run(Tensor q, Tensor k, Tensor v, Tensor? mask, float scale, int threads)
     {
         var job = new Job(q, k, v, mask, scale);
         using var output = empty([job.B, job.T, job.H, job.D], ScalarType.Float32);
-        job.Output = TensorMemory.Float32(output);
-        var items = job.B * job.H;
-        var workers = (int)Math.Min(items, Math.Max(1, get_num_threads()));
-        if (workers == 1) Run(job, 0, items);
-        else
-            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers },
-                w => Run(job, items * w / workers, items * (w + 1) / workers));
+        Execute(job, output, threads);
         GC.KeepAlive(q);
         GC.KeepAlive(k);
         GC.KeepAlive(v);
@@ -68,16 +65,63 @@ internal static unsafe class AttentionKernel
         return output.permute(0, 2, 1, 3);
     }
 
+    /// <summary>
+    /// Self-attention over a fused projection <paramref name="qkv"/> [B, T, (H + 2·Hkv)·hd] laid out as [Q; K; V], without
+    /// views of it: the context [B, T, H·hd], heads merged. <see cref="SupportsFused"/> says whether the kernel takes it.
+    /// </summary>
+    public static Tensor RunFused(Tensor qkv, int heads, int kvHeads, Tensor? mask, float scale, int threads)
+    {
+        var job = new Job(qkv, heads, kvHeads, mask, scale);
+        var output = empty([job.B, job.T, job.H * job.D], ScalarType.Float32);
+        Execute(job, output, threads);
+        GC.KeepAlive(qkv);
+        GC.KeepAlive(mask);
+        return output;
+    }
+
+    /// <summary>Whether <see cref="RunFused"/> takes a fused projection of <paramref name="heads"/> query and <paramref name="kvHeads"/> key/value heads.</summary>
+    public static bool SupportsFused(Tensor qkv, int heads, int kvHeads, Tensor? mask)
+    {
+        if (!IsAvailable || qkv.dim() != 3 || qkv.device_type != DeviceType.CPU || qkv.dtype != ScalarType.Float32 || !qkv.is_contiguous()) return false;
+        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0 || qkv.shape[2] % (heads + 2 * kvHeads) != 0) return false;
+        long d = qkv.shape[2] / (heads + 2 * kvHeads), b = qkv.shape[0], t = qkv.shape[1];
+        return d % Lanes == 0 && t > 0 && MaskFits(mask, b, t, t);
+    }
+
+    private static bool MaskFits(Tensor? mask, long b, long tq, long s) =>
+        mask is null
+        || (mask.device_type == DeviceType.CPU && mask.dtype == ScalarType.Float32 && mask.dim() == 4 && mask.shape[1] == 1
+            && (mask.shape[0] == 1 || mask.shape[0] == b) && (mask.shape[2] == 1 || mask.shape[2] == tq) && mask.shape[3] == s
+            && (mask.stride(3) == 1 || s == 1));
+
+    /// <summary>
+    /// Runs the (batch, head) items into <paramref name="output"/>: over libtorch's threads with the thread pool, or, for a
+    /// small batch that libtorch runs on one thread, over two cores with <see cref="SpinPool"/> when the budget allows.
+    /// </summary>
+    private static void Execute(Job job, Tensor output, int threads)
+    {
+        job.Output = TensorMemory.Float32(output);
+        var items = job.B * job.H;
+        var workers = (int)Math.Min(items, Math.Max(1, get_num_threads()));
+        if (workers > 1)
+            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers },
+                w => Run(job, items * w / workers, items * (w + 1) / workers));
+        else if (threads > 1 && items > 1 && SpinPool.CanSplit)
+            SpinPool.Run(part => Run(job, part == 0 ? 0 : items / 2, part == 0 ? items / 2 : items));
+        else Run(job, 0, items);
+    }
+
     /// <summary>The operands' addresses, sizes and element strides (a mask's broadcast axes get stride 0).</summary>
     private sealed class Job
     {
         public readonly long B, H, T, D, Hkv, S;
-        public readonly long QB, QH, QT, KB, KH, KT, VB, VH, VT, MB, MT;
+        public readonly long QB, QH, QT, KB, KH, KT, VB, VH, VT;
+        public readonly long MB, MT;
         public readonly float* Q, K, V, Mask;
         public readonly float Scale;
         public float* Output;
 
-        public Job(Tensor q, Tensor k, Tensor v, Tensor? mask, float scale)
+        public Job(Tensor q, Tensor k, Tensor v, Tensor? mask, float scale) : this(mask, scale)
         {
             B = q.shape[0]; H = q.shape[1]; T = q.shape[2]; D = q.shape[3]; Hkv = k.shape[1]; S = k.shape[2];
             QB = q.stride(0); QH = q.stride(1); QT = q.stride(2);
@@ -86,6 +130,24 @@ internal static unsafe class AttentionKernel
             Q = TensorMemory.Float32(q);
             K = TensorMemory.Float32(k);
             V = TensorMemory.Float32(v);
+        }
+
+        /// <summary>The operands as slices of a contiguous fused projection [B, T, (H + 2·Hkv)·hd].</summary>
+        public Job(Tensor qkv, int heads, int kvHeads, Tensor? mask, float scale) : this(mask, scale)
+        {
+            B = qkv.shape[0]; T = S = qkv.shape[1]; H = heads; Hkv = kvHeads;
+            var width = qkv.shape[2];
+            D = width / (heads + 2 * kvHeads);
+            QB = KB = VB = T * width;
+            QT = KT = VT = width;
+            QH = KH = VH = D;
+            Q = TensorMemory.Float32(qkv);
+            K = Q + H * D;
+            V = K + Hkv * D;
+        }
+
+        private Job(Tensor? mask, float scale)
+        {
             if (mask is not null)
             {
                 Mask = TensorMemory.Float32(mask);

@@ -62,8 +62,8 @@ public sealed class AttentionKernelTests
         var (q, k, v) = FusedViews(2, 3, 3, 20, 20, 32, seed: 9);
         var mask = KeyPadding(2, 20, keep: r => 20 - 7 * r);
         var expected = Reference(q, k, v, mask, 1 / Math.Sqrt(32));
-        var wrongScale = AttentionKernel.Run(q, k, v, mask, (float)(1.01 / Math.Sqrt(32)));
-        var noMask = AttentionKernel.Run(q, k, v, null, (float)(1 / Math.Sqrt(32)));
+        var wrongScale = AttentionKernel.Run(q, k, v, mask, (float)(1.01 / Math.Sqrt(32)), 2);
+        var noMask = AttentionKernel.Run(q, k, v, null, (float)(1 / Math.Sqrt(32)), 2);
         Assert.That(MaxDiff(wrongScale, expected), Is.GreaterThan(100 * Tolerance));
         Assert.That(MaxDiff(noMask, expected), Is.GreaterThan(100 * Tolerance));
     }
@@ -150,11 +150,43 @@ public sealed class AttentionKernelTests
     {
         Assert.That(AttentionKernel.Supports(q, k, v, mask), Is.True, what);
         var scale = 1 / Math.Sqrt(q.shape[3]);
-        var output = AttentionKernel.Run(q, k, v, mask, (float)scale);
+        var expected = Reference(q, k, v, mask, scale);
+        var output = AttentionKernel.Run(q, k, v, mask, (float)scale, 2);
         Assert.That(output.shape, Is.EqualTo(q.shape), what);
-        var diff = MaxDiff(output, Reference(q, k, v, mask, scale));
+        var diff = MaxDiff(output, expected);
         TestContext.Out.WriteLine($"{what}: max |kernel - float64 reference| = {diff:E2}");
         Assert.That(diff, Is.LessThan(Tolerance), what);
+        // A small batch that libtorch runs on one thread: the kernel splits its heads over two cores itself.
+        var saved = get_num_threads();
+        set_num_threads(1);
+        try
+        {
+            Assert.That(MaxDiff(AttentionKernel.Run(q, k, v, mask, (float)scale, 2), expected), Is.LessThan(Tolerance), what + ", two-core split");
+            Assert.That(MaxDiff(AttentionKernel.Run(q, k, v, mask, (float)scale, 1), expected), Is.LessThan(Tolerance), what + ", one core");
+        }
+        finally
+        {
+            set_num_threads(saved);
+        }
+        // The fused-projection entry (BERT's), when the operands are slices of one: the same numbers, heads merged.
+        if (q.shape[1] == k.shape[1] && q.shape[2] == k.shape[2] && FusedOf(q) is { } fused)
+        {
+            Assert.That(AttentionKernel.SupportsFused(fused, (int)q.shape[1], (int)k.shape[1], mask), Is.True, what);
+            var merged = AttentionKernel.RunFused(fused, (int)q.shape[1], (int)k.shape[1], mask, (float)scale, 2);
+            Assert.That(merged.shape, Is.EqualTo(new[] { q.shape[0], q.shape[2], q.shape[1] * q.shape[3] }));
+            Assert.That(MaxDiff(merged.view(q.shape[0], q.shape[2], q.shape[1], q.shape[3]).transpose(1, 2), expected), Is.LessThan(Tolerance), what + ", fused entry");
+        }
+    }
+
+    /// <summary>
+    /// The contiguous fused projection [B, T, 3·H·hd] whose first slice <paramref name="q"/> is (as <see cref="FusedViews"/>
+    /// builds them when T = S and H = Hkv), or null.
+    /// </summary>
+    private static Tensor? FusedOf(Tensor q)
+    {
+        long b = q.shape[0], h = q.shape[1], t = q.shape[2], d = q.shape[3], width = 3 * h * d;
+        if (q.storage_offset() != 0 || q.stride(0) != t * width || q.stride(2) != width || q.stride(1) != d) return null;
+        return q.as_strided([b, t, width], [t * width, width, 1]);
     }
 
     private static double MaxDiff(Tensor output, double[] expected)

@@ -108,15 +108,7 @@ internal sealed class BertSelfAttention : nn.Module<Tensor, Tensor?, Tensor>, IF
     public override Tensor forward(Tensor h, Tensor? mask)
     {
         using var qkv = _qkv.Forward(h);   // one GEMM for Q, K and V
-        long hidden = (long)_heads * _headDim;
-        using var q0 = qkv.narrow(-1, 0, hidden);
-        using var k0 = qkv.narrow(-1, hidden, hidden);
-        using var v0 = qkv.narrow(-1, 2 * hidden, hidden);
-        using var q = Attention.SplitHeads(q0, _heads, _headDim);
-        using var k = Attention.SplitHeads(k0, _heads, _headDim);
-        using var v = Attention.SplitHeads(v0, _heads, _headDim);
-        using var ctx = Attention.ScaledDotProduct(q, k, v, mask);
-        return Attention.MergeHeads(ctx);
+        return Attention.FusedQkv(qkv, _heads, _headDim, mask);
     }
 
     protected override void Dispose(bool disposing)

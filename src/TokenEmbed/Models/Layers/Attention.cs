@@ -33,7 +33,7 @@ internal static class Attention
     public static Tensor ScaledDotProduct(Tensor q, Tensor k, Tensor v, Tensor? additiveMask)
     {
         if (Gemm.KernelsActive && Kernels.AttentionKernel.Supports(q, k, v, additiveMask))
-            return Kernels.AttentionKernel.Run(q, k, v, additiveMask, (float)(1.0 / Math.Sqrt(q.shape[^1])));
+            return Kernels.AttentionKernel.Run(q, k, v, additiveMask, (float)(1.0 / Math.Sqrt(q.shape[^1])), Engine.SmallBatchThreads.Budget);
         if (Gemm.OneDnnActive && q.dtype == ScalarType.Float32 && q.device_type == DeviceType.CPU)
             return Eager(q, k, v, additiveMask);
         return nn.functional.scaled_dot_product_attention(q, k, v, additiveMask, 0.0, false);
@@ -100,6 +100,19 @@ internal static class Attention
 
     /// <summary>GQA: repeats each of the kv heads [B, kvHeads, S, hd] <paramref name="nRep"/> times along the head axis.</summary>
     public static Tensor RepeatKv(Tensor x, int nRep) => nRep == 1 ? x.alias() : x.repeat_interleave(nRep, 1);
+
+    /// <summary>
+    /// Self-attention over a fused projection <paramref name="qkv"/> [B, T, 3·heads·hd] laid out as [Q; K; V], without rotary
+    /// embeddings (BERT's query / key / value): the context [B, T, heads·hd]. The CPU kernel reads the projection in place;
+    /// elsewhere it is split into heads for <see cref="ScaledDotProduct"/>.
+    /// </summary>
+    public static Tensor FusedQkv(Tensor qkv, int heads, int headDim, Tensor? additiveMask)
+    {
+        if (Gemm.KernelsActive && Kernels.AttentionKernel.SupportsFused(qkv, heads, heads, additiveMask))
+            return Kernels.AttentionKernel.RunFused(qkv, heads, heads, additiveMask, (float)(1.0 / Math.Sqrt(headDim)), Engine.SmallBatchThreads.Budget);
+        using var scope = NewDisposeScope();
+        return FusedQkvRotary(qkv, heads, headDim, additiveMask, x => x).MoveToOuterDisposeScope();
+    }
 
     /// <summary>
     /// Self-attention over a fused projection <paramref name="qkv"/> [B, T, 3·heads·hd] laid out as [Q; K; V] (ModernBERT's
