@@ -82,8 +82,8 @@ internal static class ProfileRun
             ("  down 1536->384 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) b2.addmm(g, w2); }),
             ("attention x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); Attention.MergeHeads(Attention.ScaledDotProduct(q, k, v, null)); } }),
             ("  scores+softmax x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); q.mul(0.17).matmul(k.transpose(-1, -2)).softmax(-1); } }),
-            ("kernel only x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, 0.17f, threads); } }),
-            ("kernel 1 thread x6", () => { using var s = NewDisposeScope(); set_num_threads(1); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, 0.17f, 1); } set_num_threads(threads); }),
+            ("kernel only x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, 0.17f); } }),
+            ("kernel 1 thread x6", () => { using var s = NewDisposeScope(); set_num_threads(1); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, 0.17f); } set_num_threads(threads); }),
             ("LN+residual x12", () => { using var s = NewDisposeScope(); for (var l = 0; l < 12; l++) nn.functional.layer_norm(h.add(h), [384], lnw, lnb, 1e-12); }),
             ("GELU in place x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) g.gelu_(); }),
             ("GELU x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) nn.functional.gelu(g); }),
@@ -94,10 +94,13 @@ internal static class ProfileRun
         foreach (var st in stages) { st.Run(); st.Run(); }
         var times = stages.Select(_ => new List<double>()).ToArray();
         var faults = new long[stages.Length];
+        // TOKENEMBED_PROFILE_PAUSE_MS: an idle pause before every stage run (as `-- compare` makes).
+        var pause = int.TryParse(Environment.GetEnvironmentVariable("TOKENEMBED_PROFILE_PAUSE_MS"), out var ms) ? ms : 0;
         using (Gemm.Use(true, kernels: true))
             for (var r = 0; r < rounds; r++)
                 for (var i = 0; i < stages.Length; i++)
                 {
+                    if (pause > 0) Thread.Sleep(pause);
                     var f0 = MinorFaults();
                     var sw = Stopwatch.StartNew();
                     stages[i].Run();
@@ -107,11 +110,12 @@ internal static class ProfileRun
         {
             using var sc = NewDisposeScope();
             var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32);
-            var mine = TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, (float)(1 / Math.Sqrt(32)), threads);
+            var mine = TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, (float)(1 / Math.Sqrt(32)));
             var eager = q.mul(1 / Math.Sqrt(32)).matmul(k.transpose(-1, -2)).softmax(-1).matmul(v);
             Console.WriteLine($"kernel vs eager max |diff| {mine.sub(eager).abs().max().item<float>():E2}");
         }
         Console.WriteLine($"attention kernel available: {TokenEmbed.Kernels.AttentionKernel.IsAvailable}, THSTensor_data: {TokenEmbed.Kernels.TensorMemory.IsAvailable}");
+        Console.WriteLine($"scheduler: {llm.Scheduler.Counts}, inline rounds {llm.Scheduler.InlineRounds}");
         Console.WriteLine($"## profile {b} x {t}, {threads} threads, {rounds} interleaved rounds (medians)");
         for (var i = 0; i < stages.Length; i++)
             Console.WriteLine($"  {stages[i].Name,-24} {times[i].Order().ElementAt(times[i].Count / 2),9:F2} ms  {faults[i] / rounds,8} minor faults a run");

@@ -128,7 +128,9 @@ internal sealed class EncodeEngine
         var mask = tensor(maskData, [b, t]).to(device);
         var fullyAttended = Array.IndexOf(maskData, 0L) < 0;
         var hidden = _model.Backbone.Forward(new ModelInput(inputIds, mask, Pixels: Pixels(prompts, device)) { FullyAttended = fullyAttended }).to(ScalarType.Float32);
-        return _model.Pooler.Pool(hidden, mask, ids, requests, prompts.Select(p => p.Keep).ToArray());
+        var pooled = _model.Pooler.Pool(hidden, mask, ids, requests, prompts.Select(p => p.Keep).ToArray());
+        if (device.type == TorchSharp.DeviceType.CPU && (long)b * t > SmallBatchThreads.MaxTokens) SmallBatchThreads.WideForwardEnded();
+        return pooled;
     }
 }
 
@@ -147,22 +149,11 @@ internal static class SmallBatchThreads
     private static int _users;
     private static int _saved;
 
-    /// <summary>
-    /// The CPU threads the running forward may use: libtorch's intra-op count, or inside a small batch the count it had before
-    /// dropping to one (TokenEmbed's kernels split a short query's products over <see cref="Kernels.SpinPool"/> within it).
-    /// </summary>
-    public static int Budget
-    {
-        get
-        {
-            lock (Gate) return _users > 0 ? _saved : get_num_threads();
-        }
-    }
-
     /// <summary>Drops to one thread for a small CPU batch until disposed.</summary>
     public static Scope Enter(Device device, long tokens)
     {
         if (device.type != TorchSharp.DeviceType.CPU || tokens > MaxTokens) return default;
+        int budget;
         lock (Gate)
         {
             if (_users++ == 0)
@@ -170,17 +161,31 @@ internal static class SmallBatchThreads
                 _saved = get_num_threads();
                 if (_saved > 1) set_num_threads(1);
             }
+            budget = _saved;
         }
-        return new Scope(true);
+        // With libtorch on one thread, TokenEmbed's kernels may use the second core the thread count allowed; not right after a
+        // multi-threaded forward, whose OpenMP threads still spin for a while (a helper sharing a core with them made a 3 ms
+        // query take 10 ms or more).
+        var quiet = System.Diagnostics.Stopwatch.GetElapsedTime(Volatile.Read(ref _lastWideForward)) > QuietAfterWideForward;
+        return new Scope(true, budget > 1 && quiet ? Kernels.SpinPool.Enter() : default);
     }
 
+    /// <summary>How long after a multi-threaded CPU forward a small batch keeps to one core.</summary>
+    private static readonly TimeSpan QuietAfterWideForward = TimeSpan.FromMilliseconds(50);
+
+    private static long _lastWideForward;
+
+    /// <summary>Notes that a CPU forward on libtorch's threads (a batch larger than <see cref="MaxTokens"/>) just ended.</summary>
+    public static void WideForwardEnded() => Volatile.Write(ref _lastWideForward, System.Diagnostics.Stopwatch.GetTimestamp());
+
     /// <summary>Restores the thread count when the last small forward ends.</summary>
-    public readonly struct Scope(bool active) : IDisposable
+    public readonly struct Scope(bool active, Kernels.SpinPool.Scope kernels) : IDisposable
     {
         /// <inheritdoc />
         public void Dispose()
         {
             if (!active) return;
+            kernels.Dispose();
             lock (Gate)
             {
                 if (--_users == 0 && _saved > 1) set_num_threads(_saved);

@@ -52,12 +52,11 @@ internal static unsafe class AttentionKernel
     /// <param name="v">Values [B, Hkv, S, hd].</param>
     /// <param name="mask">An additive mask broadcastable as [B, 1, T, S], or null.</param>
     /// <param name="scale">The products' factor.</param>
-    /// <param name="threads">The cores the forward may use (libtorch's intra-op count, or a small batch's budget).</param>
-    public static Tensor Run(Tensor q, Tensor k, Tensor v, Tensor? mask, float scale, int threads)
+    public static Tensor Run(Tensor q, Tensor k, Tensor v, Tensor? mask, float scale)
     {
         var job = new Job(q, k, v, mask, scale);
         using var output = empty([job.B, job.T, job.H, job.D], ScalarType.Float32);
-        Execute(job, output, threads);
+        Execute(job, output);
         GC.KeepAlive(q);
         GC.KeepAlive(k);
         GC.KeepAlive(v);
@@ -69,11 +68,11 @@ internal static unsafe class AttentionKernel
     /// Self-attention over a fused projection <paramref name="qkv"/> [B, T, (H + 2·Hkv)·hd] laid out as [Q; K; V], without
     /// views of it: the context [B, T, H·hd], heads merged. <see cref="SupportsFused"/> says whether the kernel takes it.
     /// </summary>
-    public static Tensor RunFused(Tensor qkv, int heads, int kvHeads, Tensor? mask, float scale, int threads)
+    public static Tensor RunFused(Tensor qkv, int heads, int kvHeads, Tensor? mask, float scale)
     {
         var job = new Job(qkv, heads, kvHeads, mask, scale);
         var output = empty([job.B, job.T, job.H * job.D], ScalarType.Float32);
-        Execute(job, output, threads);
+        Execute(job, output);
         GC.KeepAlive(qkv);
         GC.KeepAlive(mask);
         return output;
@@ -96,9 +95,9 @@ internal static unsafe class AttentionKernel
 
     /// <summary>
     /// Runs the (batch, head) items into <paramref name="output"/>: over libtorch's threads with the thread pool, or, for a
-    /// small batch that libtorch runs on one thread, over two cores with <see cref="SpinPool"/> when the budget allows.
+    /// small batch that libtorch runs on one thread, over two cores with <see cref="SpinPool"/> when its scope is open.
     /// </summary>
-    private static void Execute(Job job, Tensor output, int threads)
+    private static void Execute(Job job, Tensor output)
     {
         job.Output = TensorMemory.Float32(output);
         var items = job.B * job.H;
@@ -106,8 +105,8 @@ internal static unsafe class AttentionKernel
         if (workers > 1)
             Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers },
                 w => Run(job, items * w / workers, items * (w + 1) / workers));
-        else if (threads > 1 && items > 1 && SpinPool.CanSplit)
-            SpinPool.Run(part => Run(job, part == 0 ? 0 : items / 2, part == 0 ? items / 2 : items));
+        else if (items > 1 && SpinPool.IsActive)
+            SpinPool.For((int)items, item => Run(job, item, item + 1));
         else Run(job, 0, items);
     }
 

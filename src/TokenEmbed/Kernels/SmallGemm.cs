@@ -8,7 +8,7 @@ namespace TokenEmbed.Kernels;
 
 /// <summary>
 /// A linear layer's product <c>y = bias + x·Wᵀ</c> for a few rows (a short query: up to <see cref="MaxRows"/> tokens) on the
-/// CPU in float32 with AVX-512, its column strips split over two cores by <see cref="SpinPool"/>. At 16 rows the product
+/// CPU in float32 with AVX-512, its column strips split over two cores by <see cref="SpinPool"/> within a small batch. At 16 rows the product
 /// streams the weights from memory once and is bound by one core's share of the memory bandwidth (MiniLM's 24 products:
 /// 3.2 ms on oneDNN's single-threaded brgemm, 4.3 ms on two OpenMP threads); two cores stream twice as much. The weight is
 /// read in the layout <see cref="Models.Layers.Dense.StoreTransposed"/> keeps ([in, out] contiguous), eight rows × 32 columns
@@ -45,7 +45,7 @@ internal static unsafe class SmallGemm
     /// <param name="x">The input [..., K].</param>
     /// <param name="weight">The weight [N, K], stored [in, out].</param>
     /// <param name="bias">The bias [N], or null.</param>
-    /// <param name="split">Whether to share the columns with <see cref="SpinPool"/>'s helper (the forward may use two cores).</param>
+    /// <param name="split">Whether to share the columns with <see cref="SpinPool"/>'s helper (within its scope).</param>
     public static Tensor Run(Tensor x, Tensor weight, Tensor? bias, bool split)
     {
         long k = x.shape[^1], m = x.numel() / k, n = weight.shape[0];
@@ -57,19 +57,13 @@ internal static unsafe class SmallGemm
         var pb = bias is null ? 0 : (nint)TensorMemory.Float32(bias);
         var py = (nint)TensorMemory.Float32(y);
         var strips = n / Strip;
-        void Part(int part)
+        void Columns(int s)
         {
-            long from = part == 0 ? 0 : strips / 2, to = part == 0 ? strips / 2 : strips;
-            for (var s = from; s < to; s++)
-                for (long r = 0; r < m; r += Rows)
-                    Tile((float*)px, (float*)pw, (float*)pb, (float*)py, m, k, n, r, s * Strip);
+            for (long r = 0; r < m; r += Rows) Tile((float*)px, (float*)pw, (float*)pb, (float*)py, m, k, n, r, (long)s * Strip);
         }
-        if (split) SpinPool.Run(Part);
+        if (split) SpinPool.For((int)strips, Columns);
         else
-        {
-            Part(0);
-            Part(1);
-        }
+            for (var s = 0; s < strips; s++) Columns(s);
         GC.KeepAlive(x);
         GC.KeepAlive(weight);
         GC.KeepAlive(bias);

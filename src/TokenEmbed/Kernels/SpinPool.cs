@@ -1,47 +1,79 @@
-using System.Diagnostics;
-
 namespace TokenEmbed.Kernels;
 
 /// <summary>
 /// Two-way fork/join for kernels of a few tens of microseconds (a 16-token query's linear layers), where waking a thread-pool
-/// or OpenMP thread per call would cost as much as the work: one helper thread spins for new work for up to 2 ms after its
-/// last part (as ONNX Runtime's and OpenMP's pool threads do), then sleeps until the next call. The caller runs part 0, the
-/// helper part 1. A call that finds the helper busy (another thread's kernel) runs both parts itself.
+/// or OpenMP thread per call would cost as much as the work. It works only inside <see cref="Enter"/> scopes, which the engine
+/// opens around a small batch that libtorch runs on one thread (so no OpenMP team competes for the second core): a helper
+/// thread is woken when the scope opens, spins for work while any scope is open, and sleeps as soon as none is (a spinning
+/// helper next to OpenMP's spinning barriers stalled 2-thread forwards by tens of milliseconds in measurements). Work is a
+/// count of items that the caller and the helper take one at a time; outside a scope, or when another thread's kernel holds
+/// the helper, the caller runs them all.
 /// </summary>
 internal static class SpinPool
 {
-    private static readonly long SpinTicks = Stopwatch.Frequency / 500;   // 2 ms
     private static readonly object Gate = new();
     private static readonly SemaphoreSlim Wake = new(0);
     private static Thread? _helper;
-    private static Action<int>? _work;
+    private static Action<int>? _body;
     private static long _posted, _done;
-    private static int _busy, _sleeping;
+    private static int _busy, _sleeping, _active, _count, _next, _joined;
     private static Exception? _failure;
 
     /// <summary>Whether a second core is there to share the work.</summary>
     public static bool CanSplit { get; } = Environment.ProcessorCount > 1;
 
-    /// <summary>Runs <paramref name="work"/>(0) here and <paramref name="work"/>(1) on the helper, and returns when both ended.</summary>
-    public static void Run(Action<int> work)
+    /// <summary>Whether a scope is open (kernels may split their work).</summary>
+    public static bool IsActive => Volatile.Read(ref _active) > 0;
+
+    /// <summary>Until disposed, <see cref="For"/> shares work with the helper, which is woken now and spins meanwhile.</summary>
+    public static Scope Enter()
     {
-        if (!CanSplit || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
+        if (!CanSplit) return default;
+        EnsureHelper();
+        Interlocked.Increment(ref _active);
+        if (Volatile.Read(ref _sleeping) == 1) Wake.Release();
+        return new Scope(true);
+    }
+
+    /// <summary>Ends an <see cref="Enter"/>.</summary>
+    public readonly struct Scope(bool entered) : IDisposable
+    {
+        /// <inheritdoc />
+        public void Dispose()
         {
-            work(0);
-            work(1);
+            if (entered) Interlocked.Decrement(ref _active);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(i) for i in [0, <paramref name="count"/>), the items taken one by one by this thread and
+    /// the helper, and returns when all ended. If the helper has not started when this thread runs out of items, it is not
+    /// waited for (a helper that lost its core to another pool's spinning thread costs at most the item it is running).
+    /// </summary>
+    public static void For(int count, Action<int> body)
+    {
+        if (count < 2 || !IsActive || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
+        {
+            for (var i = 0; i < count; i++) body(i);
             return;
         }
         try
         {
-            EnsureHelper();
-            _work = work;
+            _body = body;
+            _count = count;
+            _next = 0;
+            _joined = 0;
             _failure = null;
             var ticket = Interlocked.Increment(ref _posted);
             if (Volatile.Read(ref _sleeping) == 1) Wake.Release();
-            work(0);
-            var spin = new SpinWait();
-            while (Volatile.Read(ref _done) != ticket) spin.SpinOnce(-1);
-            if (_failure is { } e) throw new InvalidOperationException("A kernel's second part failed.", e);
+            for (var i = Interlocked.Increment(ref _next) - 1; i < count; i = Interlocked.Increment(ref _next) - 1) body(i);
+            // Close the job: a helper that had not joined will not; one that had is waited for (its last item).
+            if (Interlocked.CompareExchange(ref _joined, -1, 0) == 1)
+            {
+                var spin = new SpinWait();
+                while (Volatile.Read(ref _done) != ticket) spin.SpinOnce(-1);
+            }
+            if (_failure is { } e) throw new InvalidOperationException("A kernel's item failed on the helper thread.", e);
         }
         finally
         {
@@ -51,13 +83,13 @@ internal static class SpinPool
 
     private static void EnsureHelper()
     {
-        if (_helper is not null) return;
+        if (Volatile.Read(ref _helper) is not null) return;
         lock (Gate)
         {
             if (_helper is not null) return;
             var t = new Thread(Loop) { IsBackground = true, Name = "TokenEmbed kernel helper" };
             t.Start();
-            _helper = t;
+            Volatile.Write(ref _helper, t);
         }
     }
 
@@ -66,25 +98,26 @@ internal static class SpinPool
         var seen = 0L;
         while (true)
         {
-            var since = Stopwatch.GetTimestamp();
             while (Volatile.Read(ref _posted) == seen)
             {
-                if (Stopwatch.GetTimestamp() - since < SpinTicks)
+                if (Volatile.Read(ref _active) > 0)
                 {
                     Thread.SpinWait(20);
                     continue;
                 }
-                // Sleep until the next call: a caller that posts after this flag is set releases the semaphore; one that posted
-                // just before is seen by the check below (a stale release only costs one more empty spin).
+                // No scope open: sleep. A caller that posts or enters after the flag is set releases the semaphore; one that did
+                // just before is seen by the checks below (a stale release only costs one more empty pass).
                 Volatile.Write(ref _sleeping, 1);
-                if (Volatile.Read(ref _posted) == seen) Wake.Wait();
+                if (Volatile.Read(ref _posted) == seen && Volatile.Read(ref _active) == 0) Wake.Wait();
                 Volatile.Write(ref _sleeping, 0);
-                since = Stopwatch.GetTimestamp();
             }
             seen = Volatile.Read(ref _posted);
+            if (Interlocked.CompareExchange(ref _joined, 1, 0) != 0) continue;   // the caller finished alone
             try
             {
-                _work!(1);
+                var body = _body!;
+                var count = _count;
+                for (var i = Interlocked.Increment(ref _next) - 1; i < count; i = Interlocked.Increment(ref _next) - 1) body(i);
             }
             catch (Exception e)
             {

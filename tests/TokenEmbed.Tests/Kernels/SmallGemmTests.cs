@@ -37,6 +37,8 @@ public sealed class SmallGemmTests
         var expected = Reference(x, w, b);
         foreach (var split in new[] { false, true })
         {
+            using var pool = split ? SpinPool.Enter() : default;
+            Assert.That(SpinPool.IsActive, Is.EqualTo(split && SpinPool.CanSplit));
             var y = SmallGemm.Run(x, w, b, split);
             Assert.That(y.shape, Is.EqualTo(new long[] { m, n }));
             var diff = MaxDiff(y, expected);
@@ -44,7 +46,7 @@ public sealed class SmallGemmTests
             Assert.That(diff, Is.LessThan(1e-4 * Math.Sqrt(k) / 8), $"split={split}");
         }
         if (b is not null)
-            Assert.That(MaxDiff(SmallGemm.Run(x, w, b.add(Ops.D(0.01)), true), expected), Is.GreaterThan(5e-3), "a wrong bias is seen");
+            Assert.That(MaxDiff(SmallGemm.Run(x, w, b.add(Ops.D(0.01)), false), expected), Is.GreaterThan(5e-3), "a wrong bias is seen");
     }
 
     [Test]
@@ -54,7 +56,8 @@ public sealed class SmallGemmTests
         var x = randn(2, 7, 64);
         var w = randn(96, 64).t().contiguous().t();
         var b = randn(96);
-        var y = SmallGemm.Run(x, w, b, split: true);
+        Tensor y;
+        using (SpinPool.Enter()) y = SmallGemm.Run(x, w, b, split: true);
         Assert.That(y.shape, Is.EqualTo(new long[] { 2, 7, 96 }));
         Assert.That(MaxDiff(y.view(14, 96), Reference(x.view(14, 64), w, b)), Is.LessThan(1e-4));
         // Through the layers' entry point, with TokenEmbed's kernels on and off: the same numbers.
@@ -62,6 +65,34 @@ public sealed class SmallGemmTests
         using (Gemm.Use(oneDnn: false, kernels: true)) viaKernel = Gemm.Linear(x, w, b);
         using (Gemm.Use(oneDnn: false, kernels: false)) viaLibtorch = Gemm.Linear(x, w, b);
         Assert.That(viaKernel.sub(viaLibtorch).abs().max().item<float>(), Is.LessThan(1e-4f));
+    }
+
+    [Test]
+    public void ASmallBatchSharesItsKernelsOnlyAwayFromMultiThreadedForwards()
+    {
+        if (!SpinPool.CanSplit) Assert.Ignore("One core: nothing to share.");
+        var saved = get_num_threads();
+        set_num_threads(2);
+        try
+        {
+            Thread.Sleep(60);
+            using (TokenEmbed.Engine.SmallBatchThreads.Enter(CPU, 16))
+                Assert.That(SpinPool.IsActive, Is.True, "a short query on a quiet engine uses the second core");
+            Assert.That(SpinPool.IsActive, Is.False, "and lets it go when it ends");
+            TokenEmbed.Engine.SmallBatchThreads.WideForwardEnded();
+            using (TokenEmbed.Engine.SmallBatchThreads.Enter(CPU, 16))
+                Assert.That(SpinPool.IsActive, Is.False, "right after a multi-threaded forward (OpenMP threads still spinning) it keeps to one");
+            using (TokenEmbed.Engine.SmallBatchThreads.Enter(CPU, 64))
+                Assert.That(SpinPool.IsActive, Is.False, "a larger batch runs on libtorch's threads");
+            set_num_threads(1);
+            Thread.Sleep(60);
+            using (TokenEmbed.Engine.SmallBatchThreads.Enter(CPU, 16))
+                Assert.That(SpinPool.IsActive, Is.False, "NumThreads = 1 keeps every kernel on one core");
+        }
+        finally
+        {
+            set_num_threads(saved);
+        }
     }
 
     [Test]

@@ -33,7 +33,7 @@ internal static class Attention
     public static Tensor ScaledDotProduct(Tensor q, Tensor k, Tensor v, Tensor? additiveMask)
     {
         if (Gemm.KernelsActive && Kernels.AttentionKernel.Supports(q, k, v, additiveMask))
-            return Kernels.AttentionKernel.Run(q, k, v, additiveMask, (float)(1.0 / Math.Sqrt(q.shape[^1])), Engine.SmallBatchThreads.Budget);
+            return Kernels.AttentionKernel.Run(q, k, v, additiveMask, (float)(1.0 / Math.Sqrt(q.shape[^1])));
         if (Gemm.OneDnnActive && q.dtype == ScalarType.Float32 && q.device_type == DeviceType.CPU)
             return Eager(q, k, v, additiveMask);
         return nn.functional.scaled_dot_product_attention(q, k, v, additiveMask, 0.0, false);
@@ -109,7 +109,7 @@ internal static class Attention
     public static Tensor FusedQkv(Tensor qkv, int heads, int headDim, Tensor? additiveMask)
     {
         if (Gemm.KernelsActive && Kernels.AttentionKernel.SupportsFused(qkv, heads, heads, additiveMask))
-            return Kernels.AttentionKernel.RunFused(qkv, heads, heads, additiveMask, (float)(1.0 / Math.Sqrt(headDim)), Engine.SmallBatchThreads.Budget);
+            return Kernels.AttentionKernel.RunFused(qkv, heads, heads, additiveMask, (float)(1.0 / Math.Sqrt(headDim)));
         using var scope = NewDisposeScope();
         return FusedQkvRotary(qkv, heads, headDim, additiveMask, x => x).MoveToOuterDisposeScope();
     }

@@ -53,7 +53,7 @@ internal static class Gemm
     {
         // A few rows (a short query): TokenEmbed's kernel over both cores, where oneDNN streams the weights on one.
         if (t_kernels && Kernels.SmallGemm.Supports(x, weight, bias))
-            return Kernels.SmallGemm.Run(x, weight, bias, split: Engine.SmallBatchThreads.Budget > 1);
+            return Kernels.SmallGemm.Run(x, weight, bias, split: Kernels.SpinPool.IsActive);
         if (x.dim() == 2) return Product2D(x, weight, bias);
         var shape = x.shape;
         using var flat = x.reshape(-1, shape[^1]);
