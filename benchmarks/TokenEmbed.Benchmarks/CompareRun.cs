@@ -50,6 +50,7 @@ internal static class CompareRun
             ("TokenEmbed auto", () => auto.Encode(qp, PoolingTask.TokenEmbed)),
             ("TokenEmbed default", () => mkl.Encode(qp, PoolingTask.TokenEmbed)),
             ("bare forward (auto)", BareForward(auto, q[0])));
+        if (only is null || only == "3") Console.WriteLine($"  (auto: {auto.Scheduler.Counts.Rounds} rounds, {auto.Scheduler.InlineRounds} inline)");
 
         // 4: 32 text prompts of about 150 tokens through Encode (tokenization included); ORT gets pre-tokenized ids.
         var words = "late interaction retrieval encodes every token of the query and the document and scores them by maximum similarity".Split(' ');
