@@ -66,12 +66,20 @@ internal static class SpinPool
             _failure = null;
             var ticket = Interlocked.Increment(ref _posted);
             if (Volatile.Read(ref _sleeping) == 1) Wake.Release();
-            for (var i = Interlocked.Increment(ref _next) - 1; i < count; i = Interlocked.Increment(ref _next) - 1) body(i);
-            // Close the job: a helper that had not joined will not; one that had is waited for (its last item).
-            if (Interlocked.CompareExchange(ref _joined, -1, 0) == 1)
+            try
             {
-                var spin = new SpinWait();
-                while (Volatile.Read(ref _done) != ticket) spin.SpinOnce(-1);
+                for (var i = Interlocked.Increment(ref _next) - 1; i < count; i = Interlocked.Increment(ref _next) - 1) body(i);
+            }
+            finally
+            {
+                // Close the job, even when an item failed here: a helper that had not joined will not; one that had is waited
+                // for (its last item), so that no helper still runs this job's items when the next one is posted.
+                Volatile.Write(ref _next, count);
+                if (Interlocked.CompareExchange(ref _joined, -1, 0) == 1)
+                {
+                    var spin = new SpinWait();
+                    while (Volatile.Read(ref _done) != ticket) spin.SpinOnce(-1);
+                }
             }
             if (_failure is { } e) throw new InvalidOperationException("A kernel's item failed on the helper thread.", e);
         }
