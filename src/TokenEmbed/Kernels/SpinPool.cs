@@ -16,7 +16,9 @@ internal static class SpinPool
     private static Thread? _helper;
     private static Action<int>? _body;
     private static long _posted, _done;
-    private static int _busy, _sleeping, _active, _count, _next, _joined;
+    private static int _busy, _sleeping, _active, _count, _next;
+    /// <summary>The ticket of the job the helper may still join; its negation once it joined; 0 once the caller closed it.</summary>
+    private static long _open;
     private static Exception? _failure;
 
     /// <summary>Whether a second core is there to share the work.</summary>
@@ -62,9 +64,9 @@ internal static class SpinPool
             _body = body;
             _count = count;
             _next = 0;
-            _joined = 0;
             _failure = null;
             var ticket = Interlocked.Increment(ref _posted);
+            Interlocked.Exchange(ref _open, ticket);
             if (Volatile.Read(ref _sleeping) == 1) Wake.Release();
             try
             {
@@ -75,7 +77,7 @@ internal static class SpinPool
                 // Close the job, even when an item failed here: a helper that had not joined will not; one that had is waited
                 // for (its last item), so that no helper still runs this job's items when the next one is posted.
                 Volatile.Write(ref _next, count);
-                if (Interlocked.CompareExchange(ref _joined, -1, 0) == 1)
+                if (Interlocked.CompareExchange(ref _open, 0, ticket) != ticket)   // the helper joined this very job
                 {
                     var spin = new SpinWait();
                     while (Volatile.Read(ref _done) != ticket) spin.SpinOnce(-1);
@@ -120,7 +122,9 @@ internal static class SpinPool
                 Volatile.Write(ref _sleeping, 0);
             }
             seen = Volatile.Read(ref _posted);
-            if (Interlocked.CompareExchange(ref _joined, 1, 0) != 0) continue;   // the caller finished alone
+            // Join job `seen` only while it is open: a stale or closed ticket fails here (the caller did that job alone), so
+            // the helper never reports a ticket other than the one it worked on.
+            if (Interlocked.CompareExchange(ref _open, -seen, seen) != seen) continue;
             try
             {
                 var body = _body!;
