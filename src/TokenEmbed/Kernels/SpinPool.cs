@@ -65,8 +65,10 @@ internal static class SpinPool
             _count = count;
             _next = 0;
             _failure = null;
-            var ticket = Interlocked.Increment(ref _posted);
+            // Open the job before posting it, so that a helper that sees the post finds it open (one caller at a time: _busy).
+            var ticket = Volatile.Read(ref _posted) + 1;
             Interlocked.Exchange(ref _open, ticket);
+            Interlocked.Exchange(ref _posted, ticket);
             if (Volatile.Read(ref _sleeping) == 1) Wake.Release();
             try
             {
