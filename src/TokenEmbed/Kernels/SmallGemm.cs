@@ -86,22 +86,14 @@ internal static unsafe class SmallGemm
         {
             var w0 = Vector512.Load(wk);
             var w1 = Vector512.Load(wk + Lanes);
-            var v = Vector512.Create(x0[i]);
-            a00 = Avx512F.FusedMultiplyAdd(v, w0, a00); a01 = Avx512F.FusedMultiplyAdd(v, w1, a01);
-            v = Vector512.Create(x1[i]);
-            a10 = Avx512F.FusedMultiplyAdd(v, w0, a10); a11 = Avx512F.FusedMultiplyAdd(v, w1, a11);
-            v = Vector512.Create(x2[i]);
-            a20 = Avx512F.FusedMultiplyAdd(v, w0, a20); a21 = Avx512F.FusedMultiplyAdd(v, w1, a21);
-            v = Vector512.Create(x3[i]);
-            a30 = Avx512F.FusedMultiplyAdd(v, w0, a30); a31 = Avx512F.FusedMultiplyAdd(v, w1, a31);
-            v = Vector512.Create(x4[i]);
-            a40 = Avx512F.FusedMultiplyAdd(v, w0, a40); a41 = Avx512F.FusedMultiplyAdd(v, w1, a41);
-            v = Vector512.Create(x5[i]);
-            a50 = Avx512F.FusedMultiplyAdd(v, w0, a50); a51 = Avx512F.FusedMultiplyAdd(v, w1, a51);
-            v = Vector512.Create(x6[i]);
-            a60 = Avx512F.FusedMultiplyAdd(v, w0, a60); a61 = Avx512F.FusedMultiplyAdd(v, w1, a61);
-            v = Vector512.Create(x7[i]);
-            a70 = Avx512F.FusedMultiplyAdd(v, w0, a70); a71 = Avx512F.FusedMultiplyAdd(v, w1, a71);
+            Row(x0[i], w0, w1, ref a00, ref a01);
+            Row(x1[i], w0, w1, ref a10, ref a11);
+            Row(x2[i], w0, w1, ref a20, ref a21);
+            Row(x3[i], w0, w1, ref a30, ref a31);
+            Row(x4[i], w0, w1, ref a40, ref a41);
+            Row(x5[i], w0, w1, ref a50, ref a51);
+            Row(x6[i], w0, w1, ref a60, ref a61);
+            Row(x7[i], w0, w1, ref a70, ref a71);
         }
         var rows = (int)Math.Min(Rows, m - r);
         var out0 = y + r * n + c;
@@ -113,6 +105,15 @@ internal static unsafe class SmallGemm
         StoreRow(out0 + 5 * n, 5, rows, a50, a51);
         StoreRow(out0 + 6 * n, 6, rows, a60, a61);
         StoreRow(out0 + 7 * n, 7, rows, a70, a71);
+    }
+
+    /// <summary>One tile row's step: <c>a0 += x·w0</c>, <c>a1 += x·w1</c> (inlined; the accumulators stay in registers).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Row(float x, Vector512<float> w0, Vector512<float> w1, ref Vector512<float> a0, ref Vector512<float> a1)
+    {
+        var v = Vector512.Create(x);
+        a0 = Avx512F.FusedMultiplyAdd(v, w0, a0);
+        a1 = Avx512F.FusedMultiplyAdd(v, w1, a1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
