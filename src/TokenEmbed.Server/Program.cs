@@ -25,7 +25,17 @@ catch (Exception e) when (e is ModelLoadException or ArgumentException)
     return 1;
 }
 using var _ = llm;
-Console.WriteLine($"tokenembed: {llm.Architecture} from {options.Model} on {llm.Device} as '{options.Name}', listening on http://{options.Host}:{options.Port}");
 var app = ServerApp.Create(options, llm);
-await app.RunAsync();
+try
+{
+    await app.StartAsync();
+}
+catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+{
+    // Kestrel's own message is an unhandled exception with a stack; say what to do instead, and exit as a failed start.
+    Console.Error.WriteLine($"tokenembed: cannot listen on http://{options.Host}:{options.Port}: address already in use (another server has that port; pick a free one with --port)");
+    return 1;
+}
+Console.WriteLine($"tokenembed: {llm.Architecture} from {options.Model} on {llm.Device} as '{options.Name}', listening on http://{options.Host}:{options.Port}");
+await app.WaitForShutdownAsync();
 return 0;

@@ -155,8 +155,8 @@ public sealed class HubDownloadTests
     private sealed class FakeHub : IDisposable
     {
         public const string WeightsEtag = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
-        private readonly HttpListener _hub = new();
-        private readonly HttpListener _storage = new();
+        private readonly HttpListener _hub;
+        private readonly HttpListener _storage;
         private readonly byte[] _config;
         private readonly byte[] _weights;
         private int _configGets;
@@ -167,14 +167,8 @@ public sealed class HubDownloadTests
         {
             _config = File.ReadAllBytes(Path.Combine(folder, "config.json"));
             _weights = File.ReadAllBytes(Path.Combine(folder, "model.safetensors"));
-            var hubPort = FreePort();
-            var storagePort = FreePort();
-            HubUrl = $"http://127.0.0.1:{hubPort}";
-            StorageUrl = $"http://127.0.0.1:{storagePort}";
-            _hub.Prefixes.Add(HubUrl + "/");
-            _storage.Prefixes.Add(StorageUrl + "/");
-            _hub.Start();
-            _storage.Start();
+            (_hub, HubUrl) = StartOnFreePort();
+            (_storage, StorageUrl) = StartOnFreePort();
             _ = Task.Run(() => Serve(_hub, Hub));
             _ = Task.Run(() => Serve(_storage, Storage));
         }
@@ -187,13 +181,31 @@ public sealed class HubDownloadTests
         public bool SawRateLimit { get; private set; }
         public int RangeRequests;
 
-        private static int FreePort()
+        /// <summary>
+        /// A listener on a port the OS just reported free. The port is released before HttpListener binds it, so another
+        /// socket (or the hub's own listener: the OS can hand out the same port twice in a row) may take it first; then a
+        /// new port is tried.
+        /// </summary>
+        private static (HttpListener Listener, string Url) StartOnFreePort()
         {
-            var l = new TcpListener(IPAddress.Loopback, 0);
-            l.Start();
-            var port = ((IPEndPoint)l.LocalEndpoint).Port;
-            l.Stop();
-            return port;
+            for (var attempt = 1; ; attempt++)
+            {
+                var l = new TcpListener(IPAddress.Loopback, 0);
+                l.Start();
+                var url = $"http://127.0.0.1:{((IPEndPoint)l.LocalEndpoint).Port}";
+                l.Stop();
+                var listener = new HttpListener();
+                listener.Prefixes.Add(url + "/");
+                try
+                {
+                    listener.Start();
+                    return (listener, url);
+                }
+                catch (HttpListenerException) when (attempt < 20)
+                {
+                    listener.Close();
+                }
+            }
         }
 
         private static async Task Serve(HttpListener listener, Action<HttpListenerContext> handle)

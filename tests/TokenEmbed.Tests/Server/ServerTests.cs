@@ -238,43 +238,97 @@ public sealed class ServerProcessTests
     public async Task ServeOnALoopbackPort()
     {
         var dll = Path.Combine(TestContext.CurrentContext.TestDirectory, "TokenEmbed.Server.dll");
-        var port = FreePort();
+        // The port is free when chosen but released before the server binds it; another socket may take it in between,
+        // and then the server exits saying so, and another port is tried.
+        for (var attempt = 1; ; attempt++)
+        {
+            var port = FreePort();
+            var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+            {
+                ArgumentList = { dll, "serve", TestPaths.Fixture("goldens", "bert"), "--port", port.ToString(), "--device", "cpu", "--served-model-name", "bert" },
+                RedirectStandardOutput = true, RedirectStandardError = true,
+            };
+            using var process = System.Diagnostics.Process.Start(start)!;
+            try
+            {
+                using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
+                if (await WaitUntilHealthy(http, process, retryOnPortTaken: attempt < 5)) await Exercise(http);
+                else continue;
+                return;
+            }
+            finally
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+            }
+        }
+    }
+
+    [Test]
+    public async Task APortInUseIsAClearFailedStartNotACrash()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        var dll = Path.Combine(TestContext.CurrentContext.TestDirectory, "TokenEmbed.Server.dll");
         var start = new System.Diagnostics.ProcessStartInfo("dotnet")
         {
-            ArgumentList = { dll, "serve", TestPaths.Fixture("goldens", "bert"), "--port", port.ToString(), "--device", "cpu", "--served-model-name", "bert" },
+            ArgumentList = { dll, "serve", TestPaths.Fixture("goldens", "bert"), "--port", port.ToString(), "--device", "cpu" },
             RedirectStandardOutput = true, RedirectStandardError = true,
         };
         using var process = System.Diagnostics.Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         try
         {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
-            var sw = System.Diagnostics.Stopwatch.StartNew();
-            while (true)
-            {
-                try
-                {
-                    if ((await http.GetAsync("/health")).IsSuccessStatusCode) break;
-                }
-                catch (HttpRequestException) { }
-                if (process.HasExited) Assert.Fail($"the server exited: {await process.StandardError.ReadToEndAsync()}");
-                Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(60)), "the server did not come up");
-                await Task.Delay(200);
-            }
-            var ok = await http.PostAsync("/pooling", new StringContent("""{"model": "bert", "input": [[2, 5, 3]]}""", Encoding.UTF8, "application/json"));
-            Assert.That(ok.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-            using var llm = new Llm(TestPaths.Fixture("goldens", "bert"), new LlmOptions { Device = "cpu" });
-            var body = JsonDocument.Parse(await ok.Content.ReadAsStringAsync()).RootElement;
-            var served = body.GetProperty("data")[0].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
-            Assert.That(served, Is.EqualTo(llm.Encode(Prompt.FromTokenIds([2, 5, 3]), PoolingTask.Embed)[0].Outputs.Data).Within(1e-6f), "BertModel: Embed by default");
-            var bad = await http.PostAsync("/pooling", new StringContent("""{"input": 5}""", Encoding.UTF8, "application/json"));
-            Assert.That(bad.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
-            Assert.That((await http.GetAsync("/health")).StatusCode, Is.EqualTo(HttpStatusCode.OK), "still serving");
+            await process.WaitForExitAsync(cts.Token);
         }
-        finally
+        catch (OperationCanceledException)
         {
             process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
+            Assert.Fail("the server kept running on a port another socket holds");
         }
+        var err = await stderr;
+        Assert.That(process.ExitCode, Is.EqualTo(1), err);
+        Assert.That(err, Does.Contain($"cannot listen on http://127.0.0.1:{port}: address already in use"));
+        Assert.That(err, Does.Not.Contain("Unhandled exception"));
+        Assert.That(await stdout, Does.Not.Contain("listening on"), "it says it listens only once it does");
+    }
+
+    /// <summary>True once /health answers; false when the server exited because its port was taken (and a retry is allowed).</summary>
+    private static async Task<bool> WaitUntilHealthy(HttpClient http, System.Diagnostics.Process process, bool retryOnPortTaken)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                if ((await http.GetAsync("/health")).IsSuccessStatusCode) return true;
+            }
+            catch (HttpRequestException) { }
+            if (process.HasExited)
+            {
+                var err = await process.StandardError.ReadToEndAsync() + await process.StandardOutput.ReadToEndAsync();
+                if (retryOnPortTaken && err.Contains("address already in use", StringComparison.OrdinalIgnoreCase)) return false;
+                Assert.Fail($"the server exited: {err}");
+            }
+            Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(60)), "the server did not come up");
+            await Task.Delay(200);
+        }
+    }
+
+    private static async Task Exercise(HttpClient http)
+    {
+        var ok = await http.PostAsync("/pooling", new StringContent("""{"model": "bert", "input": [[2, 5, 3]]}""", Encoding.UTF8, "application/json"));
+        Assert.That(ok.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        using var llm = new Llm(TestPaths.Fixture("goldens", "bert"), new LlmOptions { Device = "cpu" });
+        var body = JsonDocument.Parse(await ok.Content.ReadAsStringAsync()).RootElement;
+        var served = body.GetProperty("data")[0].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        Assert.That(served, Is.EqualTo(llm.Encode(Prompt.FromTokenIds([2, 5, 3]), PoolingTask.Embed)[0].Outputs.Data).Within(1e-6f), "BertModel: Embed by default");
+        var bad = await http.PostAsync("/pooling", new StringContent("""{"input": 5}""", Encoding.UTF8, "application/json"));
+        Assert.That(bad.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That((await http.GetAsync("/health")).StatusCode, Is.EqualTo(HttpStatusCode.OK), "still serving");
     }
 
     private static int FreePort()
