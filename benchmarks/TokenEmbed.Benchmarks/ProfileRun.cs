@@ -37,8 +37,13 @@ internal static class ProfileRun
         var w2 = randn(1536, 384).mul(0.05); var b2 = randn(384);
         var lnw = ones(384); var lnb = zeros(384);
         var qkv = randn(b, t, 1152);
+        using var ln = nn.LayerNorm(384, 1e-12);
+        var gelu = Activations.Find("gelu");
 
         using var llm = new Llm(ModelPaths.MiniLm, BenchOptions.For("float32", threads));
+        var wideOptions = BenchOptions.For("float32", threads);
+        wideOptions.MaxBatchTokens = 4096;
+        using var wide = new Llm(ModelPaths.MiniLm, wideOptions);
         var model = (TokenEmbed.Models.PoolingModel)typeof(Llm).GetField("_model", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(llm)!;
         var prompts = MiniLmTokenIds.Make(b, t, seed: 1).Select(Prompt.FromTokenIds).ToArray();
         var engine = (TokenEmbed.Engine.EncodeEngine)typeof(TokenEmbed.Engine.Scheduler).GetField("_engine", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(llm.Scheduler)!;
@@ -61,7 +66,8 @@ internal static class ProfileRun
         (string Name, Action Run)[] stages =
         [
             ("Llm.Encode", () => llm.Encode(prompts, PoolingTask.TokenEmbed)),
-            ("bare forward", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); var inp = new TokenEmbed.Models.ModelInput(tensor(ids, [b, t]), tensor(mask, [b, t])) { FullyAttended = true }; model.Backbone.Forward(inp); }),
+            ("Encode, 4096-token batches", () => wide.Encode(prompts, PoolingTask.TokenEmbed)),
+            ("bare forward", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); using var team = TokenEmbed.Engine.SmallBatchThreads.Enter(CPU, n, onKernels: true); var inp = new TokenEmbed.Models.ModelInput(tensor(ids, [b, t]), tensor(mask, [b, t])) { FullyAttended = true }; model.Backbone.Forward(inp); }),
             ("engine.RunBatch direct", () => engine.RunBatch(tokenized, requests)),
             ("pooler only", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); model.Pooler.Pool(hidden, tensor(mask, [b, t]), idArrays, requests); }),
             ("32 output arrays", () => { var src = new float[128 * 384]; for (var r = 0; r < b; r++) { var a = src.AsSpan().ToArray(); GC.KeepAlive(a); } }),
@@ -80,6 +86,13 @@ internal static class ProfileRun
             ("  O 384->384 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) bo.addmm(h, wo); }),
             ("  up 384->1536 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) b1.addmm(h, w1); }),
             ("  down 1536->384 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) b2.addmm(g, w2); }),
+            ("  kernel QKV x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) Gemm.Linear(h, wqkv.t(), bqkv); }),
+            ("  kernel O x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) Gemm.Linear(h, wo.t(), bo); }),
+            ("  kernel O+res+LN x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) Gemm.Linear(h, wo.t(), bo, new Epilogue(h, Norm: ln)); }),
+            ("  kernel up x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) Gemm.Linear(h, w1.t(), b1); }),
+            ("  kernel up+GELU x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) Gemm.Linear(h, w1.t(), b1, new Epilogue(Activation: gelu)); }),
+            ("  kernel down x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) Gemm.Linear(g, w2.t(), b2); }),
+            ("  kernel down+res+LN x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) Gemm.Linear(g, w2.t(), b2, new Epilogue(h, Norm: ln)); }),
             ("attention x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); Attention.MergeHeads(Attention.ScaledDotProduct(q, k, v, null)); } }),
             ("  scores+softmax x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); q.mul(0.17).matmul(k.transpose(-1, -2)).softmax(-1); } }),
             ("kernel only x6", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { var q = Attention.SplitHeads(qkv.narrow(-1, 0, 384), 12, 32); var k = Attention.SplitHeads(qkv.narrow(-1, 384, 384), 12, 32); var v = Attention.SplitHeads(qkv.narrow(-1, 768, 384), 12, 32); TokenEmbed.Kernels.AttentionKernel.Run(q, k, v, null, 0.17f); } }),

@@ -122,23 +122,25 @@ internal sealed class EncodeEngine
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         using var gemm = Gemm.Use(_model.Matmul);
-        using var threads = SmallBatchThreads.Enter(_model.Device, (long)b * t);
+        var onKernels = _model.Matmul.LinearKernels && _model.Backbone.RunsOnKernels;
+        using var threads = SmallBatchThreads.Enter(_model.Device, (long)b * t, onKernels);
         var device = _model.Device;
         var inputIds = tensor(idData, [b, t]).to(device);
         var mask = tensor(maskData, [b, t]).to(device);
         var fullyAttended = Array.IndexOf(maskData, 0L) < 0;
         var hidden = _model.Backbone.Forward(new ModelInput(inputIds, mask, Pixels: Pixels(prompts, device)) { FullyAttended = fullyAttended }).to(ScalarType.Float32);
         var pooled = _model.Pooler.Pool(hidden, mask, ids, requests, prompts.Select(p => p.Keep).ToArray());
-        if (device.type == TorchSharp.DeviceType.CPU && (long)b * t > SmallBatchThreads.MaxTokens) SmallBatchThreads.WideForwardEnded();
+        if (device.type == TorchSharp.DeviceType.CPU && !onKernels && (long)b * t > SmallBatchThreads.MaxTokens) SmallBatchThreads.WideForwardEnded();
         return pooled;
     }
 }
 
 /// <summary>
 /// A CPU forward of a few tokens runs on one intra-op thread: its ops are too small to split, and the OpenMP fork/join of
-/// ~200 ops costs more than it saves (a 16-token MiniLM query: 8.8 ms on two threads, 6.1 ms on one). libtorch's thread
-/// count is process-wide, so it is restored after the forward; a concurrent forward of another model meanwhile also runs
-/// on one thread (slower, never wrong).
+/// ~200 ops costs more than it saves (a 16-token MiniLM query: 8.8 ms on two threads, 6.1 ms on one). So does any forward
+/// that runs on TokenEmbed's kernels (<see cref="Models.IBackbone.RunsOnKernels"/>), whose kernels share the thread budget
+/// on <see cref="Kernels.SpinPool"/> instead. libtorch's thread count is process-wide, so it is restored after the forward;
+/// a concurrent forward of another model meanwhile also runs on one thread (slower, never wrong).
 /// </summary>
 internal static class SmallBatchThreads
 {
@@ -149,10 +151,13 @@ internal static class SmallBatchThreads
     private static int _users;
     private static int _saved;
 
-    /// <summary>Drops to one thread for a small CPU batch until disposed.</summary>
-    public static Scope Enter(Device device, long tokens)
+    /// <summary>
+    /// Drops to one libtorch thread for a small CPU batch, or for any CPU batch when <paramref name="onKernels"/> is set,
+    /// until disposed; the kernels meanwhile share the thread budget on <see cref="Kernels.SpinPool"/>.
+    /// </summary>
+    public static Scope Enter(Device device, long tokens, bool onKernels = false)
     {
-        if (device.type != TorchSharp.DeviceType.CPU || tokens > MaxTokens) return default;
+        if (device.type != TorchSharp.DeviceType.CPU || (tokens > MaxTokens && !onKernels)) return default;
         int budget;
         lock (Gate)
         {
@@ -163,11 +168,12 @@ internal static class SmallBatchThreads
             }
             budget = _saved;
         }
-        // With libtorch on one thread, TokenEmbed's kernels may use the second core the thread count allowed; not right after a
-        // multi-threaded forward, whose OpenMP threads still spin for a while (a helper sharing a core with them made a 3 ms
-        // query take 10 ms or more).
+        // With libtorch on one thread, TokenEmbed's kernels may use the cores the thread count allowed: a forward on the kernels
+        // all of them; a small batch of another model two, and not right after a multi-threaded forward, whose OpenMP threads
+        // still spin for a while (a helper sharing a core with them made a 3 ms query take 10 ms or more).
         var quiet = System.Diagnostics.Stopwatch.GetElapsedTime(Volatile.Read(ref _lastWideForward)) > QuietAfterWideForward;
-        return new Scope(true, budget > 1 && quiet ? Kernels.SpinPool.Enter() : default);
+        var team = Math.Min(Environment.ProcessorCount, onKernels ? budget : quiet ? Math.Min(budget, 2) : 1);
+        return new Scope(true, team > 1 ? Kernels.SpinPool.Enter(team) : default);
     }
 
     /// <summary>How long after a multi-threaded CPU forward a small batch keeps to one core.</summary>

@@ -94,20 +94,13 @@ internal static unsafe class AttentionKernel
             && (mask.stride(3) == 1 || s == 1));
 
     /// <summary>
-    /// Runs the (batch, head) items into <paramref name="output"/>: over libtorch's threads with the thread pool, or, for a
-    /// small batch that libtorch runs on one thread, over two cores with <see cref="SpinPool"/> when its scope is open.
+    /// Runs the (batch, head) items into <paramref name="output"/> with <see cref="KernelThreads"/>, a contiguous share of the
+    /// items a worker (each item prefetches the next one's rows).
     /// </summary>
     private static void Execute(Job job, Tensor output)
     {
         job.Output = TensorMemory.Float32(output);
-        var items = job.B * job.H;
-        var workers = (int)Math.Min(items, Math.Max(1, get_num_threads()));
-        if (workers > 1)
-            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers },
-                w => Run(job, items * w / workers, items * (w + 1) / workers));
-        else if (items > 1 && SpinPool.IsActive)
-            SpinPool.For((int)items, item => Run(job, item, item + 1));
-        else Run(job, 0, items);
+        KernelThreads.For(job.B * job.H, shares: true, (from, to) => Run(job, from, to));
     }
 
     /// <summary>The operands' addresses, sizes and element strides (a mask's broadcast axes get stride 0).</summary>
@@ -355,10 +348,10 @@ internal static unsafe class AttentionKernel
         Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
         for (j = 0; j < sp; j += Lanes)
         {
-            var e0 = Exp(Vector512.Load(r0 + j) - n0);
-            var e1 = Exp(Vector512.Load(r1 + j) - n1);
-            var e2 = Exp(Vector512.Load(r2 + j) - n2);
-            var e3 = Exp(Vector512.Load(r3 + j) - n3);
+            var e0 = VectorMath.Exp(Vector512.Load(r0 + j) - n0);
+            var e1 = VectorMath.Exp(Vector512.Load(r1 + j) - n1);
+            var e2 = VectorMath.Exp(Vector512.Load(r2 + j) - n2);
+            var e3 = VectorMath.Exp(Vector512.Load(r3 + j) - n3);
             e0.Store(r0 + j);
             e1.Store(r1 + j);
             e2.Store(r2 + j);
@@ -379,30 +372,6 @@ internal static unsafe class AttentionKernel
         if (mask is not null) x += Vector512.Load(mask + j);
         x.Store(row);
         return x;
-    }
-
-    /// <summary>
-    /// e^x for x ≤ 0 (what softmax takes), within 2 float32 ulps: x = n·ln 2 + r with n = round(x·log₂e) and r reduced in two
-    /// steps (Cody–Waite), e^r by its Taylor polynomial of degree 7 (|r| ≤ ln 2 / 2: truncation below 6e-9), scaled by 2^n
-    /// with <c>vscalefps</c>. Inputs below −104 give 0 (float32's e^x underflows there), −∞ included. .NET's
-    /// <c>Vector512.Exp</c> is as accurate but was measured several times slower here.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<float> Exp(Vector512<float> x)
-    {
-        x = Vector512.Max(x, Vector512.Create(-104f));
-        var n = Avx512F.RoundScale(x * Vector512.Create(1.44269504088896341f), 0);   // nearest, ties to even
-        var r = Avx512F.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
-        r = Avx512F.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
-        var p = Vector512.Create(1f / 5040f);
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(1f / 720f));
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(1f / 120f));
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(1f / 24f));
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(1f / 6f));
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(0.5f));
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512<float>.One);
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512<float>.One);
-        return Avx512F.Scale(p, n);
     }
 
     private static float HorizontalMax(Vector512<float> v)

@@ -1,23 +1,27 @@
 namespace TokenEmbed.Kernels;
 
 /// <summary>
-/// Two-way fork/join for kernels of a few tens of microseconds (a 16-token query's linear layers), where waking a thread-pool
-/// or OpenMP thread per call would cost as much as the work. It works only inside <see cref="Enter"/> scopes, which the engine
-/// opens around a small batch that libtorch runs on one thread (so no OpenMP team competes for the second core): a helper
-/// thread is woken when the scope opens, spins for work while any scope is open, and sleeps as soon as none is (a spinning
-/// helper next to OpenMP's spinning barriers stalled 2-thread forwards by tens of milliseconds in measurements). Work is a
-/// count of items that the caller and the helper take one at a time; outside a scope, or when another thread's kernel holds
-/// the helper, the caller runs them all.
+/// Fork/join over a few cores for kernels of tens of microseconds to milliseconds (a 16-token query's linear layers, the
+/// products and attention of a forward that runs on TokenEmbed's kernels), where waking a thread-pool or OpenMP thread per
+/// call costs as much as a small job (measured 0.77 ms on average for the thread pool's second worker to join a MiniLM
+/// product here, 11% of it). It works only inside <see cref="Enter"/> scopes, which the engine opens around a forward that
+/// libtorch runs on one thread (so no OpenMP team competes for the cores): helper threads are woken when the scope opens,
+/// spin for work while any scope is open, and sleep as soon as none is (a spinning helper next to OpenMP's spinning
+/// barriers stalled 2-thread forwards by tens of milliseconds in measurements). Work is a count of items that the caller and
+/// the helpers take one at a time; outside a scope, or when another thread's kernel holds the helpers, the caller runs them
+/// all.
 /// </summary>
 internal static class SpinPool
 {
+    private const int JoinedBits = 16;
+    private const long JoinedMask = (1L << JoinedBits) - 1;
     private static readonly object Gate = new();
     private static readonly SemaphoreSlim Wake = new(0);
-    private static Thread? _helper;
+    private static readonly List<Thread> Helpers = new();
     private static Action<int>? _body;
-    private static long _posted, _done;
-    private static int _busy, _sleeping, _active, _count, _next;
-    /// <summary>The ticket of the job the helper may still join; its negation once it joined; 0 once the caller closed it.</summary>
+    private static long _posted;
+    private static int _busy, _sleeping, _active, _count, _next, _finished, _workers = 1;
+    /// <summary>The job helpers may still join: its ticket shifted left by 16 plus the helpers that joined; 0 once closed.</summary>
     private static long _open;
     private static Exception? _failure;
 
@@ -27,13 +31,25 @@ internal static class SpinPool
     /// <summary>Whether a scope is open (kernels may split their work).</summary>
     public static bool IsActive => Volatile.Read(ref _active) > 0;
 
-    /// <summary>Until disposed, <see cref="For"/> shares work with the helper, which is woken now and spins meanwhile.</summary>
-    public static Scope Enter()
+    /// <summary>The threads (the caller included) a job is shared by within the open scopes; 1 outside them.</summary>
+    public static int Workers => IsActive ? Volatile.Read(ref _workers) : 1;
+
+    /// <summary>
+    /// Until disposed, <see cref="For"/> shares work among <paramref name="workers"/> threads (the caller and helpers; callers
+    /// ask for at most one a core), which are woken now and spin meanwhile. Scopes opened together share the largest count
+    /// asked for.
+    /// </summary>
+    public static Scope Enter(int workers = 2)
     {
-        if (!CanSplit) return default;
-        EnsureHelper();
-        Interlocked.Increment(ref _active);
-        if (Volatile.Read(ref _sleeping) == 1) Wake.Release();
+        if (!CanSplit || workers < 2) return default;
+        EnsureHelpers(workers - 1);
+        lock (Gate)
+        {
+            if (Volatile.Read(ref _active) == 0 || workers > _workers) Volatile.Write(ref _workers, workers);
+            Interlocked.Increment(ref _active);
+        }
+        var sleeping = Volatile.Read(ref _sleeping);
+        if (sleeping > 0) Wake.Release(sleeping);
         return new Scope(true);
     }
 
@@ -49,8 +65,8 @@ internal static class SpinPool
 
     /// <summary>
     /// Runs <paramref name="body"/>(i) for i in [0, <paramref name="count"/>), the items taken one by one by this thread and
-    /// the helper, and returns when all ended. If the helper has not started when this thread runs out of items, it is not
-    /// waited for (a helper that lost its core to another pool's spinning thread costs at most the item it is running).
+    /// the helpers, and returns when all ended. Helpers that have not joined when this thread runs out of items are not waited
+    /// for (a helper that lost its core to another thread costs at most the item it is running).
     /// </summary>
     public static void For(int count, Action<int> body)
     {
@@ -64,28 +80,26 @@ internal static class SpinPool
             _body = body;
             _count = count;
             _next = 0;
+            _finished = 0;
             _failure = null;
             // Open the job before posting it, so that a helper that sees the post finds it open (one caller at a time: _busy).
             var ticket = Volatile.Read(ref _posted) + 1;
-            Interlocked.Exchange(ref _open, ticket);
-            Interlocked.Exchange(ref _posted, ticket);
-            if (Volatile.Read(ref _sleeping) == 1) Wake.Release();
+            Interlocked.Exchange(ref _open, ticket << JoinedBits);
+            Interlocked.Exchange(ref _posted, ticket);   // the helpers a scope wants spin meanwhile (Enter woke them)
             try
             {
                 for (var i = Interlocked.Increment(ref _next) - 1; i < count; i = Interlocked.Increment(ref _next) - 1) body(i);
             }
             finally
             {
-                // Close the job, even when an item failed here: a helper that had not joined will not; one that had is waited
-                // for (its last item), so that no helper still runs this job's items when the next one is posted.
+                // Close the job, even when an item failed here: a helper that had not joined will not; those that had are
+                // waited for (their last item), so that no helper still runs this job's items when the next one is posted.
                 Volatile.Write(ref _next, count);
-                if (Interlocked.CompareExchange(ref _open, 0, ticket) != ticket)   // the helper joined this very job
-                {
-                    var spin = new SpinWait();
-                    while (Volatile.Read(ref _done) != ticket) spin.SpinOnce(-1);
-                }
+                var joined = (int)(Interlocked.Exchange(ref _open, 0) & JoinedMask);
+                var spin = new SpinWait();
+                while (Volatile.Read(ref _finished) != joined) spin.SpinOnce(-1);
             }
-            if (_failure is { } e) throw new InvalidOperationException("A kernel's item failed on the helper thread.", e);
+            if (_failure is { } e) throw new InvalidOperationException("A kernel's item failed on a helper thread.", e);
         }
         finally
         {
@@ -93,40 +107,45 @@ internal static class SpinPool
         }
     }
 
-    private static void EnsureHelper()
+    private static void EnsureHelpers(int helpers)
     {
-        if (Volatile.Read(ref _helper) is not null) return;
+        if (Volatile.Read(ref _started) >= helpers) return;
         lock (Gate)
         {
-            if (_helper is not null) return;
-            var t = new Thread(Loop) { IsBackground = true, Name = "TokenEmbed kernel helper" };
-            t.Start();
-            Volatile.Write(ref _helper, t);
+            while (Helpers.Count < helpers)
+            {
+                var index = Helpers.Count;
+                var t = new Thread(() => Loop(index)) { IsBackground = true, Name = $"TokenEmbed kernel helper {index + 1}" };
+                Helpers.Add(t);
+                t.Start();
+            }
+            Volatile.Write(ref _started, Helpers.Count);
         }
     }
 
-    private static void Loop()
+    private static int _started;
+
+    /// <summary>Helper <paramref name="index"/> (0-based) works while a scope wants more than index + 1 threads.</summary>
+    private static void Loop(int index)
     {
         var seen = 0L;
         while (true)
         {
             while (Volatile.Read(ref _posted) == seen)
             {
-                if (Volatile.Read(ref _active) > 0)
+                if (Volatile.Read(ref _active) > 0 && index + 1 < Volatile.Read(ref _workers))
                 {
                     Thread.SpinWait(20);
                     continue;
                 }
-                // No scope open: sleep. A caller that posts or enters after the flag is set releases the semaphore; one that did
-                // just before is seen by the checks below (a stale release only costs one more empty pass).
-                Volatile.Write(ref _sleeping, 1);
-                if (Volatile.Read(ref _posted) == seen && Volatile.Read(ref _active) == 0) Wake.Wait();
-                Volatile.Write(ref _sleeping, 0);
+                // Not wanted: sleep. A caller that posts or enters after the count is raised releases the semaphore; one that
+                // did just before is seen by the checks below (a stale release only costs one more empty pass).
+                Interlocked.Increment(ref _sleeping);
+                if (Volatile.Read(ref _posted) == seen && (Volatile.Read(ref _active) == 0 || index + 1 >= Volatile.Read(ref _workers))) Wake.Wait();
+                Interlocked.Decrement(ref _sleeping);
             }
             seen = Volatile.Read(ref _posted);
-            // Join job `seen` only while it is open: a stale or closed ticket fails here (the caller did that job alone), so
-            // the helper never reports a ticket other than the one it worked on.
-            if (Interlocked.CompareExchange(ref _open, -seen, seen) != seen) continue;
+            if (!Join(seen, index)) continue;
             try
             {
                 var body = _body!;
@@ -137,7 +156,22 @@ internal static class SpinPool
             {
                 _failure = e;
             }
-            Volatile.Write(ref _done, seen);
+            Interlocked.Increment(ref _finished);
+        }
+    }
+
+    /// <summary>
+    /// Joins job <paramref name="ticket"/> only while it is open and wants another helper: a stale or closed ticket fails
+    /// here (the caller did that job without this helper), so a helper only ever reports the job it worked on.
+    /// </summary>
+    private static bool Join(long ticket, int index)
+    {
+        while (true)
+        {
+            var open = Volatile.Read(ref _open);
+            if (open >> JoinedBits != ticket || (open & JoinedMask) >= Volatile.Read(ref _workers) - 1 || index + 1 >= Volatile.Read(ref _workers))
+                return false;
+            if (Interlocked.CompareExchange(ref _open, open + 1, open) == open) return true;
         }
     }
 }

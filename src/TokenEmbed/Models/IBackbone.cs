@@ -24,6 +24,14 @@ internal interface IBackbone : IDisposable
     bool IsCausal { get; }
 
     /// <summary>
+    /// Whether the CPU float32 forward runs in TokenEmbed's kernels but for a few small ops (the embedding lookup): then,
+    /// where the linear kernel is used (<see cref="Runtime.MatmulPath.LinearKernels"/>), the engine runs it with libtorch on
+    /// one thread and the kernels on <see cref="Kernels.SpinPool"/>'s spinning threads, so no OpenMP team competes with them
+    /// and no worker has to be woken per kernel.
+    /// </summary>
+    bool RunsOnKernels => false;
+
+    /// <summary>
     /// Loads every parameter from <paramref name="weights"/> under <paramref name="prefix"/>, strictly (every backbone is a
     /// TorchSharp module whose parameter names are the state-dict names).
     /// </summary>

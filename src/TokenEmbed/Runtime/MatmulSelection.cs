@@ -14,6 +14,9 @@ namespace TokenEmbed.Runtime;
 /// where they apply; off when <see cref="CpuMatmulPath.Default"/> is forced (libtorch's kernels throughout).</param>
 internal sealed record MatmulPath(bool UseOneDnn, string Description, bool UseKernels = false)
 {
+    /// <summary>Whether products of any number of rows run on <see cref="Kernels.LinearKernel"/> (where oneDNN replaced MKL).</summary>
+    public bool LinearKernels => UseKernels && UseOneDnn;
+
     /// <summary>Not a CPU float32 model: libtorch's own kernels, nothing to choose.</summary>
     public static MatmulPath NotApplicable(string why) => new(false, why);
 }
@@ -75,7 +78,15 @@ internal static class MatmulSelection
         }
         // The escape hatch (Default, forced or by the environment) keeps libtorch's kernels throughout.
         if (!ForcedDefault(requested) && Kernels.AttentionKernel.IsAvailable)
-            path = path with { UseKernels = true, Description = path.Description + "; attention: TokenEmbed AVX-512 kernel" };
+            path = path with
+            {
+                UseKernels = true,
+                // Where oneDNN replaced MKL (AMD), the linear layers' own kernel beats it too; elsewhere MKL keeps products of
+                // more than LinearKernel.MaxRows rows (not measured against it).
+                Description = path.Description + (path.UseOneDnn
+                    ? "; linear layers and attention: TokenEmbed AVX-512 kernels"
+                    : "; attention: TokenEmbed AVX-512 kernel"),
+            };
         logger.LogInformation("TokenEmbed backend: {Backend}", path.Description);
         return path;
     }

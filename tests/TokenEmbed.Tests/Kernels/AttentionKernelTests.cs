@@ -92,7 +92,7 @@ public sealed class AttentionKernelTests
         for (var round = 0; round < 20000; round++)
         {
             for (var i = 0; i < 16; i++) xs[i] = (float)(-rng.NextDouble() * (round % 2 == 0 ? 10 : 87));
-            var e = AttentionKernel.Exp(System.Runtime.Intrinsics.Vector512.Create(xs));
+            var e = VectorMath.Exp(System.Runtime.Intrinsics.Vector512.Create(xs));
             for (var i = 0; i < 16; i++)
             {
                 var exact = Math.Exp(xs[i]);
@@ -101,7 +101,7 @@ public sealed class AttentionKernelTests
         }
         TestContext.Out.WriteLine($"max relative error of Exp on [-87, 0]: {worst:E2}");
         Assert.That(worst, Is.LessThan(2.4e-7), "two float32 ulps");
-        var edge = AttentionKernel.Exp(System.Runtime.Intrinsics.Vector512.Create(0f, -1e-8f, float.NegativeInfinity, -200f, -103f, -1f, -2f, -3f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f));
+        var edge = VectorMath.Exp(System.Runtime.Intrinsics.Vector512.Create(0f, -1e-8f, float.NegativeInfinity, -200f, -103f, -1f, -2f, -3f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f));
         Assert.That(edge[0], Is.EqualTo(1f));
         Assert.That(edge[2], Is.EqualTo(0f), "−∞ (a padded column) gives 0, not NaN");
         Assert.That(edge[3], Is.EqualTo(0f));
@@ -115,8 +115,8 @@ public sealed class AttentionKernelTests
         using var fallback = new Llm(Support.TestPaths.MiniLm, new LlmOptions { Device = "cpu", CpuMatmul = CpuMatmulPath.Default });
         TestContext.Out.WriteLine(fast.Backend);
         if (Environment.GetEnvironmentVariable("TOKENEMBED_CPU_MATMUL") is null)
-            Assert.That(fast.Backend, Does.EndWith("attention: TokenEmbed AVX-512 kernel"));
-        Assert.That(fallback.Backend, Does.Not.Contain("attention: TokenEmbed"));
+            Assert.That(fast.Backend, Does.EndWith("attention: TokenEmbed AVX-512 kernel").Or.EndWith("linear layers and attention: TokenEmbed AVX-512 kernels"));
+        Assert.That(fallback.Backend, Does.Not.Contain("TokenEmbed AVX-512"));
         var texts = new[] { "a short query", "a longer document about late interaction, which keeps a vector for every token of it" };
         var a = fast.Encode(texts, PoolingTask.TokenEmbed);
         var c = fallback.Encode(texts, PoolingTask.TokenEmbed);

@@ -3,30 +3,41 @@ using TokenEmbed.Kernels;
 
 namespace TokenEmbed.Tests.Kernels;
 
-/// <summary>The kernels' two-core fork/join: every item exactly once, on both threads, and failures surfaced, not lost.</summary>
+/// <summary>
+/// The kernels' fork/join: every item exactly once, on the caller and the helpers, back-to-back jobs that never hang, with
+/// two workers and with four (three helpers, more threads than this machine may have cores), and failures surfaced, not lost.
+/// </summary>
 [NonParallelizable]
 public sealed class SpinPoolTests
 {
-    [Test]
-    public void EveryItemRunsOnceAndBothThreadsTakeSome()
+    [TestCase(2)]
+    [TestCase(4)]
+    public void EveryItemRunsOnceAndTheHelpersTakeSome(int workers)
     {
         if (!SpinPool.CanSplit) Assert.Ignore("One core.");
         var caller = Environment.CurrentManagedThreadId;
         var helperItems = 0;
-        using (SpinPool.Enter())
+        var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        using (SpinPool.Enter(workers))
+        {
+            Assert.That(SpinPool.Workers, Is.EqualTo(workers));
             for (var round = 0; round < 200; round++)
             {
                 var runs = new int[64];
                 SpinPool.For(runs.Length, i =>
                 {
                     Interlocked.Increment(ref runs[i]);
+                    threads[Environment.CurrentManagedThreadId] = true;
                     if (Environment.CurrentManagedThreadId != caller) Interlocked.Increment(ref helperItems);
                     Thread.SpinWait(2000);   // items of a few microseconds, as a GEMM strip
                 });
                 Assert.That(runs, Is.All.EqualTo(1), $"round {round}");
             }
-        TestContext.Out.WriteLine($"helper took {helperItems} of {200 * 64} items");
-        Assert.That(helperItems, Is.GreaterThan(0), "the helper shares the work inside a scope");
+        }
+        TestContext.Out.WriteLine($"helpers took {helperItems} of {200 * 64} items on {threads.Count} threads");
+        Assert.That(helperItems, Is.GreaterThan(0), "the helpers share the work inside a scope");
+        Assert.That(threads.Count, Is.LessThanOrEqualTo(workers), "no more threads than the scope asked for");
+        Assert.That(SpinPool.Workers, Is.EqualTo(1), "outside a scope");
 
         // Outside a scope everything runs on the caller.
         var elsewhere = 0;
@@ -34,30 +45,31 @@ public sealed class SpinPoolTests
         Assert.That(elsewhere, Is.EqualTo(0));
     }
 
-    [Test]
-    public void BackToBackTinyJobsNeverHang()
+    [TestCase(2, 2_000_000)]
+    [TestCase(4, 200_000)]
+    public void BackToBackTinyJobsNeverHang(int workers, int rounds)
     {
         // The race that hung a benchmark: the caller finishes a job alone before the helper joins it and posts the next one at
         // once; a helper that then joined with the old ticket left the caller waiting forever. A deadlock fails here.
         if (!SpinPool.CanSplit) Assert.Ignore("One core.");
-        const int Rounds = 2_000_000;
         var total = 0L;
         var run = Task.Run(() =>
         {
-            using var scope = SpinPool.Enter();
-            for (var round = 0; round < Rounds; round++)
+            using var scope = SpinPool.Enter(workers);
+            for (var round = 0; round < rounds; round++)
                 SpinPool.For(2 + round % 3, i => Interlocked.Add(ref total, i + 1));
         });
-        Assert.That(run.Wait(TimeSpan.FromSeconds(60)), Is.True, $"{Rounds} tiny jobs finish");
-        var expected = Enumerable.Range(0, Rounds).Sum(r => (long)Enumerable.Range(1, 2 + r % 3).Sum());
+        Assert.That(run.Wait(TimeSpan.FromSeconds(60)), Is.True, $"{rounds} tiny jobs finish");
+        var expected = Enumerable.Range(0, rounds).Sum(r => (long)Enumerable.Range(1, 2 + r % 3).Sum());
         Assert.That(Interlocked.Read(ref total), Is.EqualTo(expected), "every item of every job ran once");
     }
 
-    [Test]
-    public void AFailingItemIsReportedAndTheNextJobIsClean()
+    [TestCase(2)]
+    [TestCase(4)]
+    public void AFailingItemIsReportedAndTheNextJobIsClean(int workers)
     {
         if (!SpinPool.CanSplit) Assert.Ignore("One core.");
-        using var scope = SpinPool.Enter();
+        using var scope = SpinPool.Enter(workers);
         Assert.That(() => SpinPool.For(64, i => { Thread.SpinWait(1000); if (i == 40) throw new ArithmeticException("item 40"); }),
             Throws.InstanceOf<Exception>().With.Message.Contains("item 40").Or.InnerException.Message.Contains("item 40"));
         var runs = new int[16];

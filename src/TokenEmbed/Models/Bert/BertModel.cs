@@ -131,12 +131,7 @@ internal sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x, Tensor residual)
-    {
-        using var y = dense.forward(x);
-        using var s = Ops.AddInPlace(y, residual);
-        return LayerNorm.forward(s);
-    }
+    public override Tensor forward(Tensor x, Tensor residual) => dense.Forward(x, new Epilogue(residual, Norm: LayerNorm));
 }
 
 /// <summary><c>BertAttention</c>: self-attention then its output block.</summary>
@@ -163,16 +158,16 @@ internal sealed class BertAttention : nn.Module<Tensor, Tensor?, Tensor>
 internal sealed class BertIntermediate : nn.Module<Tensor, Tensor>
 {
     private readonly Dense dense;
-    private readonly Func<Tensor, Tensor> _act;
+    private readonly Activation _act;
 
     public BertIntermediate(BertConfig c) : base("intermediate")
     {
         dense = Nn.Linear(c.HiddenSize, c.IntermediateSize);
-        _act = Activations.GetInPlace(c.HiddenAct);
+        _act = Activations.Find(c.HiddenAct);
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor h) => _act(dense.forward(h));   // in place on the fresh intermediate
+    public override Tensor forward(Tensor h) => dense.Forward(h, new Epilogue(Activation: _act));
 }
 
 /// <summary><c>BertLayer</c> (post-LN).</summary>
@@ -251,6 +246,13 @@ internal sealed class BertModel : nn.Module<Tensor, Tensor, Tensor?, Tensor>, IB
         ? _config.MaxPositionEmbeddings - _config.PadTokenId - 1
         : _config.MaxPositionEmbeddings;
     public bool IsCausal => false;
+
+    /// <summary>
+    /// Every product is a linear kernel's (widths multiples of 32, GELU, residual and LayerNorm fused) and attention the
+    /// attention kernel's (head size a multiple of 16); the embeddings are the rest.
+    /// </summary>
+    public bool RunsOnKernels => _config.HiddenSize % 32 == 0 && _config.IntermediateSize % 32 == 0 && _config.HiddenAct == "gelu"
+                                 && _config.HiddenSize % _config.NumAttentionHeads == 0 && _config.HiddenSize / _config.NumAttentionHeads % 16 == 0;
 
     /// <summary>RoBERTa positions count the ids that are not <c>pad_token_id</c>, so padding must use it.</summary>
     public int? PaddingId => _config.Positions == BertPositions.PaddingOffset ? _config.PadTokenId : null;

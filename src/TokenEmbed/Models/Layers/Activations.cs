@@ -10,6 +10,13 @@ internal static class Activations
     public static Func<Tensor, Tensor> Get(string name, string? configPath = null) => Lookup(name, configPath).Apply;
 
     /// <summary>
+    /// The activation for <paramref name="name"/> as a linear layer's epilogue (<see cref="Epilogue"/>): applied in registers
+    /// by <see cref="Kernels.LinearKernel"/> where it has it, else in place after the product.
+    /// </summary>
+    public static Activation Find(string name, string? configPath = null) =>
+        new(name, GetInPlace(name, configPath), name == "gelu" ? Kernels.KernelActivation.Gelu : Kernels.KernelActivation.None);
+
+    /// <summary>
     /// The function for <paramref name="name"/> applied in place: it consumes its argument (a temporary the caller owns, such
     /// as an MLP's intermediate) and returns the result in the argument's storage, so a [tokens, intermediate] activation is
     /// neither allocated again nor written twice (GELU over MiniLM's 2048 × 1536 intermediate: 0.55 ms against 0.9 ms).
@@ -38,3 +45,9 @@ internal static class Activations
         _ => throw new ModelLoadException($"Activation '{name}' is not supported{(configPath != null ? $" ('{configPath}')" : "")}.", configPath),
     };
 }
+
+/// <summary>A Hugging Face activation a linear layer may apply to its output (<see cref="Activations.Find"/>).</summary>
+/// <param name="Name">The config's name for it.</param>
+/// <param name="InPlace">The function applied in place (it consumes its argument, as <see cref="Activations.GetInPlace"/>).</param>
+/// <param name="Kernel">Its in-register form in <see cref="Kernels.LinearKernel"/>, or <see cref="Kernels.KernelActivation.None"/>.</param>
+internal sealed record Activation(string Name, Func<Tensor, Tensor> InPlace, Kernels.KernelActivation Kernel);

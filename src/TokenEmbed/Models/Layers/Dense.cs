@@ -6,7 +6,7 @@ namespace TokenEmbed.Models.Layers;
 
 /// <summary>
 /// A linear layer with the state-dict names of <c>torch.nn.Linear</c> (<c>weight</c> [out, in], optional <c>bias</c> [out]),
-/// computed by <see cref="Gemm.Linear"/>: one 2-D GEMM with the bias fused, on the model's CPU matmul path.
+/// computed by <see cref="Gemm.Linear(Tensor, Tensor, Tensor?)"/>: one 2-D GEMM with the bias fused, on the model's CPU matmul path.
 /// </summary>
 internal sealed class Dense : nn.Module<Tensor, Tensor>, IBindable
 {
@@ -49,6 +49,9 @@ internal sealed class Dense : nn.Module<Tensor, Tensor>, IBindable
     }
 
     public override Tensor forward(Tensor x) => Gemm.Linear(x, weight, bias);
+
+    /// <summary>The layer's output with <paramref name="epilogue"/> applied to it (fused into the product where it can be).</summary>
+    public Tensor Forward(Tensor x, Epilogue epilogue) => Gemm.Linear(x, weight, bias, epilogue);
 
     /// <summary>
     /// Keeps the weight as a transposed view of a contiguous [in, out] tensor (the same values and shape), so that the

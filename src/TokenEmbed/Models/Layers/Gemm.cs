@@ -39,21 +39,63 @@ internal static class Gemm
     public static bool KernelsActive => t_kernels;
 
     /// <summary><c>x·Wᵀ + b</c> over the last axis of <paramref name="x"/> (any leading shape).</summary>
-    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias) => Linear(x, weight, bias, default);
+
+    /// <summary>
+    /// <c>norm(act(x·Wᵀ + b + residual))</c> over the last axis of <paramref name="x"/>, each part of
+    /// <paramref name="epilogue"/> optional: fused into <see cref="Kernels.LinearKernel"/> where this thread's forward runs
+    /// TokenEmbed's kernels and it takes them, else applied after the product in place (the norm into a new tensor).
+    /// </summary>
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias, Epilogue epilogue)
     {
+        if (UseKernel(x, weight, bias, epilogue.Residual)) return Fused(x, weight, bias, epilogue);
+        Tensor y;
         if (t_oneDnn && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU)
         {
             using var fast = OneDnnMatmul.Enter();
-            return Product(x, weight, bias);
+            y = Product(x, weight, bias);
         }
-        return Product(x, weight, bias);
+        else y = Product(x, weight, bias);
+        return Finish(y, epilogue, residualAdded: false, activated: false);
+    }
+
+    /// <summary>
+    /// Whether the product runs on TokenEmbed's kernel: a few rows (a short query: over both cores, where oneDNN streams the
+    /// weights on one) wherever the kernels run; more rows where oneDNN replaced MKL and the forward runs on
+    /// <see cref="Kernels.SpinPool"/>'s threads (<see cref="Models.IBackbone.RunsOnKernels"/>: measured faster than oneDNN's
+    /// brgemm there, with the epilogue fused; on thread-pool workers, which take ~0.8 ms to join each product, it was not).
+    /// </summary>
+    private static bool UseKernel(Tensor x, Tensor weight, Tensor? bias, Tensor? residual)
+    {
+        if (!t_kernels || !Kernels.LinearKernel.Supports(x, weight, bias)) return false;
+        if (x.numel() / x.shape[^1] > Kernels.LinearKernel.MaxRows && !(t_oneDnn && Kernels.SpinPool.IsActive)) return false;
+        return residual is null || Kernels.LinearKernel.SupportsResidual(residual, x, weight.shape[0]);
+    }
+
+    private static Tensor Fused(Tensor x, Tensor weight, Tensor? bias, Epilogue epilogue)
+    {
+        var n = weight.shape[0];
+        var act = epilogue.Activation?.Kernel ?? Kernels.KernelActivation.None;
+        var activated = epilogue.Activation is null || act != Kernels.KernelActivation.None;
+        var norm = epilogue.Norm;
+        var fuseNorm = norm is not null && activated && norm.elementwise_affine && norm.normalized_shape is [var size] && size == n
+                       && Kernels.LinearKernel.SupportsNorm(norm.weight!, norm.bias, n);
+        var y = Kernels.LinearKernel.Run(x, weight, bias, epilogue.Residual, act,
+            fuseNorm ? norm!.weight : null, fuseNorm ? norm!.bias : null, norm?.eps ?? 0);
+        return Finish(y, fuseNorm ? epilogue with { Norm = null } : epilogue, residualAdded: true, activated);
+    }
+
+    /// <summary>The parts of <paramref name="epilogue"/> not yet applied to the fresh product <paramref name="y"/> (consumed).</summary>
+    private static Tensor Finish(Tensor y, Epilogue epilogue, bool residualAdded, bool activated)
+    {
+        if (!residualAdded && epilogue.Residual is not null) Ops.AddInPlace(y, epilogue.Residual);
+        if (!activated && epilogue.Activation is not null) y = epilogue.Activation.InPlace(y);
+        if (epilogue.Norm is null) return y;
+        using (y) return epilogue.Norm.forward(y);
     }
 
     private static Tensor Product(Tensor x, Tensor weight, Tensor? bias)
     {
-        // A few rows (a short query): TokenEmbed's kernel over both cores, where oneDNN streams the weights on one.
-        if (t_kernels && Kernels.SmallGemm.Supports(x, weight, bias))
-            return Kernels.SmallGemm.Run(x, weight, bias, split: Kernels.SpinPool.IsActive);
         if (x.dim() == 2) return Product2D(x, weight, bias);
         var shape = x.shape;
         using var flat = x.reshape(-1, shape[^1]);
@@ -79,3 +121,12 @@ internal static class Gemm
         }
     }
 }
+
+/// <summary>
+/// What a linear layer applies to its product, in this order: a residual added (a tensor of the output's size), an activation,
+/// a LayerNorm over the output axis (<see cref="Gemm.Linear(Tensor, Tensor, Tensor?, Epilogue)"/>).
+/// </summary>
+/// <param name="Residual">Added to the product, or null.</param>
+/// <param name="Activation">Applied after the residual, or null.</param>
+/// <param name="Norm">Applied last, or null.</param>
+internal readonly record struct Epilogue(Tensor? Residual = null, Activation? Activation = null, TorchSharp.Modules.LayerNorm? Norm = null);
