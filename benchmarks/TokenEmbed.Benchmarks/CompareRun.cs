@@ -76,7 +76,7 @@ internal static class CompareRun
             using var scope = TorchSharp.torch.NewDisposeScope();
             using var inference = TorchSharp.torch.inference_mode();
             using var gemm = TokenEmbed.Models.Layers.Gemm.Use(model.Matmul);
-            using var threads = TokenEmbed.Engine.SmallBatchThreads.Enter(model.Device, ids.Length);   // as the engine runs it
+            using var threads = TokenEmbed.Engine.CpuForwardThreads.Enter(model.Device, ids.Length);   // as the engine runs it
             var input = new TokenEmbed.Models.ModelInput(TorchSharp.torch.tensor(idData, [1, ids.Length]), TorchSharp.torch.tensor(maskData, [1, ids.Length]));
             model.Backbone.Forward(input);
         };

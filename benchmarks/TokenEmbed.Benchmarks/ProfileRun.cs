@@ -67,7 +67,7 @@ internal static class ProfileRun
         [
             ("Llm.Encode", () => llm.Encode(prompts, PoolingTask.TokenEmbed)),
             ("Encode, 4096-token batches", () => wide.Encode(prompts, PoolingTask.TokenEmbed)),
-            ("bare forward", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); using var team = TokenEmbed.Engine.SmallBatchThreads.Enter(CPU, n, onKernels: true); var inp = new TokenEmbed.Models.ModelInput(tensor(ids, [b, t]), tensor(mask, [b, t])) { FullyAttended = true }; model.Backbone.Forward(inp); }),
+            ("bare forward", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); using var team = TokenEmbed.Engine.CpuForwardThreads.Enter(CPU, n, onKernels: true); var inp = new TokenEmbed.Models.ModelInput(tensor(ids, [b, t]), tensor(mask, [b, t])) { FullyAttended = true }; model.Backbone.Forward(inp); }),
             ("engine.RunBatch direct", () => engine.RunBatch(tokenized, requests)),
             ("pooler only", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); model.Pooler.Pool(hidden, tensor(mask, [b, t]), idArrays, requests); }),
             ("32 output arrays", () => { var src = new float[128 * 384]; for (var r = 0; r < b; r++) { var a = src.AsSpan().ToArray(); GC.KeepAlive(a); } }),

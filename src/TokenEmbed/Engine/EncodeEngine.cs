@@ -123,14 +123,14 @@ internal sealed class EncodeEngine
         using var inference = inference_mode();
         using var gemm = Gemm.Use(_model.Matmul);
         var onKernels = _model.Matmul.LinearKernels && _model.Backbone.RunsOnKernels;
-        using var threads = SmallBatchThreads.Enter(_model.Device, (long)b * t, onKernels);
+        using var threads = CpuForwardThreads.Enter(_model.Device, (long)b * t, onKernels);
         var device = _model.Device;
         var inputIds = tensor(idData, [b, t]).to(device);
         var mask = tensor(maskData, [b, t]).to(device);
         var fullyAttended = Array.IndexOf(maskData, 0L) < 0;
         var hidden = _model.Backbone.Forward(new ModelInput(inputIds, mask, Pixels: Pixels(prompts, device)) { FullyAttended = fullyAttended }).to(ScalarType.Float32);
         var pooled = _model.Pooler.Pool(hidden, mask, ids, requests, prompts.Select(p => p.Keep).ToArray());
-        if (device.type == TorchSharp.DeviceType.CPU && !onKernels && (long)b * t > SmallBatchThreads.MaxTokens) SmallBatchThreads.WideForwardEnded();
+        if (device.type == TorchSharp.DeviceType.CPU && !onKernels && (long)b * t > CpuForwardThreads.MaxTokens) CpuForwardThreads.WideForwardEnded();
         return pooled;
     }
 }
@@ -142,7 +142,7 @@ internal sealed class EncodeEngine
 /// on <see cref="Kernels.SpinPool"/> instead. libtorch's thread count is process-wide, so it is restored after the forward;
 /// a concurrent forward of another model meanwhile also runs on one thread (slower, never wrong).
 /// </summary>
-internal static class SmallBatchThreads
+internal static class CpuForwardThreads
 {
     /// <summary>Batches of at most this many tokens (padding included) run on one thread.</summary>
     public const long MaxTokens = 32;
@@ -157,7 +157,12 @@ internal static class SmallBatchThreads
     /// </summary>
     public static Scope Enter(Device device, long tokens, bool onKernels = false)
     {
-        if (device.type != TorchSharp.DeviceType.CPU || (tokens > MaxTokens && !onKernels)) return default;
+        if (device.type != TorchSharp.DeviceType.CPU) return default;
+        if (tokens > MaxTokens && !onKernels)
+        {
+            Kernels.SpinPool.StopLingering();   // a forward on OpenMP's threads: no helper spinning next to them
+            return default;
+        }
         int budget;
         lock (Gate)
         {

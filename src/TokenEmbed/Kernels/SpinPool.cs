@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace TokenEmbed.Kernels;
 
 /// <summary>
@@ -16,11 +18,11 @@ internal static class SpinPool
     private const int JoinedBits = 16;
     private const long JoinedMask = (1L << JoinedBits) - 1;
     private static readonly object Gate = new();
-    private static readonly SemaphoreSlim Wake = new(0);
-    private static readonly List<Thread> Helpers = new();
+    /// <summary>The helpers and, for each, the semaphore it sleeps on and whether it does (1) or not (0).</summary>
+    private static readonly List<(Thread Thread, SemaphoreSlim Wake, StrongBox<int> Sleeping)> Helpers = new();
     private static Action<int>? _body;
     private static long _posted;
-    private static int _busy, _sleeping, _active, _count, _next, _finished, _workers = 1;
+    private static int _busy, _active, _count, _next, _finished, _workers = 1;
     /// <summary>The job helpers may still join: its ticket shifted left by 16 plus the helpers that joined; 0 once closed.</summary>
     private static long _open;
     private static Exception? _failure;
@@ -48,8 +50,7 @@ internal static class SpinPool
             if (Volatile.Read(ref _active) == 0 || workers > _workers) Volatile.Write(ref _workers, workers);
             Interlocked.Increment(ref _active);
         }
-        var sleeping = Volatile.Read(ref _sleeping);
-        if (sleeping > 0) Wake.Release(sleeping);
+        WakeWanted();
         return new Scope(true);
     }
 
@@ -59,9 +60,31 @@ internal static class SpinPool
         /// <inheritdoc />
         public void Dispose()
         {
-            if (entered) Interlocked.Decrement(ref _active);
+            if (!entered) return;
+            lock (Gate)
+            {
+                if (Interlocked.Decrement(ref _active) == 0)
+                    Volatile.Write(ref _lingerUntil, System.Diagnostics.Stopwatch.GetTimestamp() + LingerTicks);
+            }
         }
     }
+
+    /// <summary>
+    /// How long the helpers keep spinning after the last scope closed, so that the next short forward finds them awake: waking
+    /// a sleeping helper took 1–2 ms here (a virtual machine's idle core), a third of a 16-token query. OpenMP's and ONNX
+    /// Runtime's pool threads spin after their work for a few milliseconds the same way.
+    /// </summary>
+    private static readonly long LingerTicks = System.Diagnostics.Stopwatch.Frequency * 5 / 1000;
+
+    private static long _lingerUntil;
+
+    /// <summary>Ends the helpers' spinning after the last scope now (before work on libtorch's OpenMP threads, which a spinning helper would slow).</summary>
+    public static void StopLingering() => Volatile.Write(ref _lingerUntil, 0);
+
+    /// <summary>Whether helper <paramref name="index"/> should spin: a scope wants it, or one that did closed moments ago.</summary>
+    private static bool Wanted(int index) =>
+        index + 1 < Volatile.Read(ref _workers)
+        && (Volatile.Read(ref _active) > 0 || System.Diagnostics.Stopwatch.GetTimestamp() < Volatile.Read(ref _lingerUntil));
 
     /// <summary>
     /// Runs <paramref name="body"/>(i) for i in [0, <paramref name="count"/>), the items taken one by one by this thread and
@@ -107,6 +130,19 @@ internal static class SpinPool
         }
     }
 
+    /// <summary>
+    /// Wakes the sleeping helpers the open scopes want. A helper that goes to sleep marks itself first and then checks whether it
+    /// is wanted, so either it sees the new scope or this sees its mark (a stale release only costs it one more empty pass).
+    /// </summary>
+    private static void WakeWanted()
+    {
+        (Thread, SemaphoreSlim Wake, StrongBox<int> Sleeping)[] helpers;
+        lock (Gate) helpers = Helpers.ToArray();
+        var wanted = Math.Min(helpers.Length, Volatile.Read(ref _workers) - 1);
+        for (var i = 0; i < wanted; i++)
+            if (Interlocked.Exchange(ref helpers[i].Sleeping.Value, 0) == 1) helpers[i].Wake.Release();
+    }
+
     private static void EnsureHelpers(int helpers)
     {
         if (Volatile.Read(ref _started) >= helpers) return;
@@ -115,8 +151,10 @@ internal static class SpinPool
             while (Helpers.Count < helpers)
             {
                 var index = Helpers.Count;
-                var t = new Thread(() => Loop(index)) { IsBackground = true, Name = $"TokenEmbed kernel helper {index + 1}" };
-                Helpers.Add(t);
+                var wake = new SemaphoreSlim(0);
+                var sleeping = new StrongBox<int>();
+                var t = new Thread(() => Loop(index, wake, sleeping)) { IsBackground = true, Name = $"TokenEmbed kernel helper {index + 1}" };
+                Helpers.Add((t, wake, sleeping));
                 t.Start();
             }
             Volatile.Write(ref _started, Helpers.Count);
@@ -126,23 +164,22 @@ internal static class SpinPool
     private static int _started;
 
     /// <summary>Helper <paramref name="index"/> (0-based) works while a scope wants more than index + 1 threads.</summary>
-    private static void Loop(int index)
+    private static void Loop(int index, SemaphoreSlim wake, StrongBox<int> sleeping)
     {
         var seen = 0L;
         while (true)
         {
             while (Volatile.Read(ref _posted) == seen)
             {
-                if (Volatile.Read(ref _active) > 0 && index + 1 < Volatile.Read(ref _workers))
+                if (Wanted(index))
                 {
                     Thread.SpinWait(20);
                     continue;
                 }
-                // Not wanted: sleep. A caller that posts or enters after the count is raised releases the semaphore; one that
-                // did just before is seen by the checks below (a stale release only costs one more empty pass).
-                Interlocked.Increment(ref _sleeping);
-                if (Volatile.Read(ref _posted) == seen && (Volatile.Read(ref _active) == 0 || index + 1 >= Volatile.Read(ref _workers))) Wake.Wait();
-                Interlocked.Decrement(ref _sleeping);
+                // Not wanted: sleep until a scope that wants this helper opens (WakeWanted).
+                Interlocked.Exchange(ref sleeping.Value, 1);
+                if (Volatile.Read(ref _posted) == seen && !Wanted(index)) wake.Wait();
+                Interlocked.Exchange(ref sleeping.Value, 0);
             }
             seen = Volatile.Read(ref _posted);
             if (!Join(seen, index)) continue;

@@ -213,17 +213,17 @@ public sealed class LinearKernelTests
         try
         {
             Thread.Sleep(60);
-            using (TokenEmbed.Engine.SmallBatchThreads.Enter(CPU, 16))
+            using (TokenEmbed.Engine.CpuForwardThreads.Enter(CPU, 16))
                 Assert.That(SpinPool.IsActive, Is.True, "a short query on a quiet engine uses the second core");
             Assert.That(SpinPool.IsActive, Is.False, "and lets it go when it ends");
-            TokenEmbed.Engine.SmallBatchThreads.WideForwardEnded();
-            using (TokenEmbed.Engine.SmallBatchThreads.Enter(CPU, 16))
+            TokenEmbed.Engine.CpuForwardThreads.WideForwardEnded();
+            using (TokenEmbed.Engine.CpuForwardThreads.Enter(CPU, 16))
                 Assert.That(SpinPool.IsActive, Is.False, "right after a multi-threaded forward (OpenMP threads still spinning) it keeps to one");
-            using (TokenEmbed.Engine.SmallBatchThreads.Enter(CPU, 64))
+            using (TokenEmbed.Engine.CpuForwardThreads.Enter(CPU, 64))
                 Assert.That(SpinPool.IsActive, Is.False, "a larger batch runs on libtorch's threads");
             set_num_threads(1);
             Thread.Sleep(60);
-            using (TokenEmbed.Engine.SmallBatchThreads.Enter(CPU, 16))
+            using (TokenEmbed.Engine.CpuForwardThreads.Enter(CPU, 16))
                 Assert.That(SpinPool.IsActive, Is.False, "NumThreads = 1 keeps every kernel on one core");
         }
         finally

@@ -45,6 +45,29 @@ public sealed class SpinPoolTests
         Assert.That(elsewhere, Is.EqualTo(0));
     }
 
+    [Test]
+    public void AScopeRightAfterALargerOneGetsItsHelper()
+    {
+        // Helpers the larger scope woke, and that no longer are wanted, go back to sleep; they must not take the wake-up of the
+        // one that is (a shared semaphore let them: the next scope's helper slept through it, and its jobs ran on the caller).
+        if (!SpinPool.CanSplit) Assert.Ignore("One core.");
+        var caller = Environment.CurrentManagedThreadId;
+        for (var round = 0; round < 20; round++)
+        {
+            using (SpinPool.Enter(4)) SpinPool.For(8, _ => Thread.SpinWait(1000));
+            Thread.Sleep(round % 2 == 0 ? 0 : 20);   // within the helpers' lingering spin, and after it
+            var helperItems = 0;
+            using (SpinPool.Enter(2))
+                for (var job = 0; job < 50; job++)
+                    SpinPool.For(16, _ =>
+                    {
+                        if (Environment.CurrentManagedThreadId != caller) Interlocked.Increment(ref helperItems);
+                        Thread.SpinWait(5000);
+                    });
+            Assert.That(helperItems, Is.GreaterThan(0), $"round {round}: the two-worker scope's helper joined");
+        }
+    }
+
     [TestCase(2, 2_000_000)]
     [TestCase(4, 200_000)]
     public void BackToBackTinyJobsNeverHang(int workers, int rounds)
