@@ -150,7 +150,8 @@ internal sealed class Pooler : IDisposable
     /// <summary>
     /// <see cref="Finish"/> for CPU float32 states, in one pass from the tensor's memory: each vector cut, divided by
     /// max(‖x‖₂, 1e-12) as <c>torch.nn.functional.normalize</c> does, into a buffer handed to <paramref name="emit"/>, the
-    /// batch's rows in parallel (three libtorch ops, a host copy and their 6 MB temporaries for 32 × 128 MiniLM tokens before).
+    /// batch's rows in parallel on the kernels' threads (three libtorch ops, a host copy and their 6 MB temporaries for
+    /// 32 × 128 MiniLM tokens before).
     /// </summary>
     private static unsafe void FinishOnHost(Tensor x, int[] members, int[] rows, int? dimensions, bool normalize, Emit emit)
     {
@@ -179,7 +180,7 @@ internal sealed class Pooler : IDisposable
         }
         if (members.Length == 1 || (long)members.Length * vectors * width < 1 << 16)
             for (var i = 0; i < members.Length; i++) Row(i);
-        else Parallel.For(0, members.Length, Row);
+        else Kernels.KernelThreads.For(members.Length, shares: false, (from, to) => { for (var i = from; i < to; i++) Row((int)i); });
         GC.KeepAlive(x);
     }
 
