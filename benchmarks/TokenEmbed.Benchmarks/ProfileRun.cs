@@ -82,6 +82,8 @@ internal static class ProfileRun
             ("100 small adds", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); using var x = randn(16, 384); for (var i = 0; i < 100; i++) x.add(x).Dispose(); }),
             ("100 views", () => { using var s = NewDisposeScope(); using var inf = inference_mode(); using var x = randn(16, 384); for (var i = 0; i < 100; i++) x.view(384, 16).Dispose(); }),
             ("24 linears (library path)", () => { using var s = NewDisposeScope(); for (var l = 0; l < 6; l++) { Gemm.Linear(h, wqkv.t(), bqkv); Gemm.Linear(h, wo.t(), bo); Gemm.Linear(h, w1.t(), b1); Gemm.Linear(g, w2.t(), b2); } }),
+            ("24 linears on the team", () => { using var s = NewDisposeScope(); using var team = TokenEmbed.Kernels.SpinPool.Enter(threads); for (var l = 0; l < 6; l++) { Gemm.Linear(h, wqkv.t(), bqkv); Gemm.Linear(h, wo.t(), bo, new Epilogue(h, Norm: ln)); Gemm.Linear(h, w1.t(), b1, new Epilogue(Activation: gelu)); Gemm.Linear(g, w2.t(), b2, new Epilogue(h, Norm: ln)); } }),
+            ("attention on the team", () => { using var s = NewDisposeScope(); using var team = TokenEmbed.Kernels.SpinPool.Enter(threads); for (var l = 0; l < 6; l++) Attention.FusedQkv(qkv, 12, 32, null); }),
             ("  QKV 384->1152 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) bqkv.addmm(h, wqkv); }),
             ("  O 384->384 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) bo.addmm(h, wo); }),
             ("  up 384->1536 x6", () => { using var s = NewDisposeScope(); using var f = OneDnnMatmul.Enter(); for (var l = 0; l < 6; l++) b1.addmm(h, w1); }),
