@@ -273,3 +273,44 @@ public sealed class LinearKernelTests
         return max;
     }
 }
+
+/// <summary>Which forwards run on the kernels' own threads, and that such a forward gives libtorch its threads back.</summary>
+[NonParallelizable]
+public sealed class ForwardsOnTheKernelsTests
+{
+    [TestCase(384, 12, 1536, "gelu", true)]      // MiniLM
+    [TestCase(768, 12, 3072, "gelu", true)]      // BERT-base, XLM-RoBERTa-base
+    [TestCase(384, 12, 1536, "gelu_new", false)] // an activation the kernel does not have in registers
+    [TestCase(384, 32, 1536, "gelu", false)]     // head size 12: eager attention
+    [TestCase(400, 8, 1600, "gelu", false)]      // widths that are not multiples of 32
+    public void BertSaysWhetherItsForwardIsKernels(int hidden, int heads, int intermediate, string act, bool expected)
+    {
+        using var model = new TokenEmbed.Models.Bert.BertModel(new TokenEmbed.Models.Bert.BertConfig(100, hidden, 1, heads, intermediate, act, 64, 2, 1e-12, 0));
+        Assert.That(((TokenEmbed.Models.IBackbone)model).RunsOnKernels, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void AForwardOnTheKernelsRestoresLibtorchsThreadsAndMatchesTheFallback()
+    {
+        TorchRuntime.EnsureInitialized(null);
+        var saved = get_num_threads();
+        set_num_threads(2);
+        try
+        {
+            using var fast = new Llm(Support.TestPaths.MiniLm, new LlmOptions { Device = "cpu", NumThreads = 2 });
+            using var fallback = new Llm(Support.TestPaths.MiniLm, new LlmOptions { Device = "cpu", NumThreads = 2, CpuMatmul = CpuMatmulPath.Default });
+            // Three prompts of different lengths: a padded batch of more than 32 tokens (a wide forward).
+            var texts = new[] { "late interaction keeps a vector for every token", "a query", string.Join(' ', Enumerable.Repeat("retrieval by maximum similarity", 12)) };
+            var a = fast.Encode(texts, PoolingTask.TokenEmbed);
+            Assert.That(get_num_threads(), Is.EqualTo(2), "libtorch's thread count is restored after the forward");
+            Assert.That(SpinPool.IsActive, Is.False, "and the kernels' scope is closed");
+            var c = fallback.Encode(texts, PoolingTask.TokenEmbed);
+            for (var i = 0; i < texts.Length; i++)
+                Assert.That(Support.Reference.MaxAbsDiff(a[i].Outputs.Data, c[i].Outputs.Data), Is.LessThan(1e-5f), $"prompt {i}");
+        }
+        finally
+        {
+            set_num_threads(saved);
+        }
+    }
+}
